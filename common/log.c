@@ -1,0 +1,159 @@
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_LINE_MAX 4096
+
+static char log_component[32] = "coffer";
+static log_level log_min = LOG_INFO;
+static int log_fd = 2;
+static _Thread_local char log_rid[64];
+
+static const char *const log_names[] = {"debug", "info", "warn", "error"};
+
+void log_init(const char *component, log_level min_level, int fd)
+{
+    if (component) {
+        snprintf(log_component, sizeof log_component, "%s", component);
+    }
+    log_min = min_level;
+    log_fd = fd;
+}
+
+int log_level_parse(log_level *out, const char *text)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(text, log_names[i]) == 0) {
+            *out = (log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *log_level_name(log_level level)
+{
+    if ((unsigned)level > LOG_ERROR)
+        return "unknown";
+    return log_names[level];
+}
+
+void log_set_request_id(const char *request_id)
+{
+    if (!request_id) {
+        log_rid[0] = '\0';
+        return;
+    }
+    snprintf(log_rid, sizeof log_rid, "%s", request_id);
+}
+
+const char *log_get_request_id(void)
+{
+    return log_rid;
+}
+
+/* Copies src into dst (of cap bytes, at offset *pos) escaping control
+ * characters, so the event stays on one line. */
+static void log_append_escaped(char *dst, size_t cap, size_t *pos, const char *src)
+{
+    for (; *src && *pos + 5 < cap; src++) {
+        unsigned char c = (unsigned char)*src;
+        if (c == '\n') {
+            dst[(*pos)++] = '\\';
+            dst[(*pos)++] = 'n';
+        } else if (c == '\r') {
+            dst[(*pos)++] = '\\';
+            dst[(*pos)++] = 'r';
+        } else if (c < 0x20 || c == 0x7f) {
+            *pos += (size_t)snprintf(dst + *pos, cap - *pos, "\\x%02x", c);
+        } else {
+            dst[(*pos)++] = (char)c;
+        }
+    }
+}
+
+void log_eventv(log_level level, const char *event, const char *fmt, va_list ap)
+{
+    if (level < log_min)
+        return;
+    int saved_errno = errno;
+    char line[LOG_LINE_MAX];
+    char fields[LOG_LINE_MAX];
+    char stamp[40];
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+
+    size_t pos = (size_t)snprintf(line, sizeof line, "ts=%s.%03ldZ level=%s comp=%s",
+                                  stamp, ts.tv_nsec / 1000000L,
+                                  log_level_name(level), log_component);
+    if (log_rid[0]) {
+        pos += (size_t)snprintf(line + pos, sizeof line - pos, " rid=");
+        log_append_escaped(line, sizeof line, &pos, log_rid);
+    }
+    pos += (size_t)snprintf(line + pos, sizeof line - pos, " event=");
+    log_append_escaped(line, sizeof line, &pos, event ? event : "unnamed");
+    if (fmt && *fmt) {
+        vsnprintf(fields, sizeof fields, fmt, ap);
+        line[pos++] = ' ';
+        log_append_escaped(line, sizeof line, &pos, fields);
+    }
+    if (pos > sizeof line - 2)
+        pos = sizeof line - 2;
+    line[pos++] = '\n';
+
+    /* One write per line; a short write to a pipe or file is retried. */
+    size_t off = 0;
+    while (off < pos) {
+        ssize_t n = write(log_fd, line + off, pos - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        off += (size_t)n;
+    }
+    errno = saved_errno;
+}
+
+void log_event(log_level level, const char *event, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_eventv(level, event, fmt, ap);
+    va_end(ap);
+}
+
+const char *log_quote(char *buf, unsigned buf_len, const char *value)
+{
+    if (buf_len == 0)
+        return buf;
+    if (!value)
+        value = "";
+    int needs = value[0] == '\0' || strpbrk(value, " \"=\t") != NULL;
+    size_t pos = 0;
+    if (!needs) {
+        snprintf(buf, buf_len, "%s", value);
+        return buf;
+    }
+    if (buf_len < 3) {
+        buf[0] = '\0';
+        return buf;
+    }
+    buf[pos++] = '"';
+    for (const char *p = value; *p && pos + 3 < buf_len; p++) {
+        if (*p == '"' || *p == '\\')
+            buf[pos++] = '\\';
+        buf[pos++] = *p;
+    }
+    buf[pos++] = '"';
+    buf[pos] = '\0';
+    return buf;
+}

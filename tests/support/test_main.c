@@ -46,7 +46,13 @@ fail:
 
 void test_add_suite(const char *suite_name, const test_case *cases)
 {
-    CU_pSuite suite = CU_add_suite(suite_name, NULL, NULL);
+    test_add_suite_with(suite_name, NULL, NULL, cases);
+}
+
+void test_add_suite_with(const char *suite_name, CU_InitializeFunc init,
+                         CU_CleanupFunc cleanup, const test_case *cases)
+{
+    CU_pSuite suite = CU_add_suite(suite_name, init, cleanup);
     if (!suite) {
         fprintf(stderr, "test: CU_add_suite(%s): %s\n", suite_name, CU_get_error_msg());
         exit(2);

@@ -26,4 +26,8 @@ typedef struct {
 } test_case;
 void test_add_suite(const char *suite_name, const test_case *cases);
 
+/* Same, with CUnit suite set-up and tear-down functions (0 = success). */
+void test_add_suite_with(const char *suite_name, CU_InitializeFunc init,
+                         CU_CleanupFunc cleanup, const test_case *cases);
+
 #endif

@@ -1,0 +1,84 @@
+#include "api_config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const api_log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+static const config_option api_options[] = {
+    {"db.url", CONFIG_STRING, CONFIG_REQUIRED | CONFIG_SECRET, NULL, 0, 0, NULL,
+     "PostgreSQL URL or key=value string (may hold a password)"},
+    {"db.pool_size", CONFIG_INT, 0, "16", 1, 1000, NULL,
+     "most connections coffer-api opens to PostgreSQL"},
+    {"db.connect_timeout", CONFIG_DURATION, 0, "5s", 2000, 60000, NULL,
+     "how long one connection attempt may take"},
+    {"db.statement_timeout", CONFIG_DURATION, 0, "30s", 0, 3600000, NULL,
+     "server-side limit for one statement (0: none)"},
+    {"db.idle_check", CONFIG_DURATION, 0, "5s", 0, 3600000, NULL,
+     "ping a pooled connection idle for longer than this before lending it"},
+    {"log.level", CONFIG_ENUM, 0, "info", 0, 0, api_log_levels, "lowest level logged"},
+};
+
+static const config_schema api_schema = {api_options, sizeof api_options / sizeof api_options[0]};
+
+const config_schema *api_config_schema(void)
+{
+    return &api_schema;
+}
+
+config *api_config_load(const char *prog, const char *path, char *const *envp,
+                        char *const *extra_env)
+{
+    config *cfg = NULL;
+    config_errors errs;
+    char **merged = NULL;
+    size_t n_env = 0, n_extra = 0;
+    config_errors_init(&errs);
+
+    while (envp && envp[n_env])
+        n_env++;
+    while (extra_env && extra_env[n_extra])
+        n_extra++;
+    merged = calloc(n_env + n_extra + 1, sizeof *merged);
+    if (!merged) {
+        fprintf(stderr, "%s: out of memory loading the configuration\n", prog);
+        goto out;
+    }
+    /* Flags given as extra_env replace the same variable of the process
+     * environment (the loader refuses a variable set twice). */
+    size_t m = 0;
+    for (size_t i = 0; i < n_env; i++) {
+        const char *eq = strchr(envp[i], '=');
+        size_t name_len = eq ? (size_t)(eq - envp[i]) : strlen(envp[i]);
+        int replaced = 0;
+        for (size_t j = 0; j < n_extra; j++)
+            if (strncmp(extra_env[j], envp[i], name_len) == 0 && extra_env[j][name_len] == '=')
+                replaced = 1;
+        if (!replaced)
+            merged[m++] = envp[i];
+    }
+    if (n_extra)
+        memcpy(merged + m, extra_env, n_extra * sizeof *merged);
+
+    int rc = path ? config_load_file(&cfg, &errs, &api_schema, path, merged)
+                  : config_load_buffer(&cfg, &errs, &api_schema, "(no config file)", NULL, 0, merged);
+    if (rc != 0) {
+        fprintf(stderr, "%s: the configuration has %zu problem(s):\n", prog, config_errors_count(&errs));
+        if (config_errors_print(&errs, stderr) != 0)
+            fprintf(stderr, "%s: (could not print every problem)\n", prog);
+        cfg = NULL;
+    }
+out:
+    free(merged);
+    config_errors_dispose(&errs);
+    return cfg;
+}
+
+log_level api_config_log_level(const config *cfg)
+{
+    size_t i = LOG_INFO;
+    if (config_get_enum(cfg, &i, "log.level") != 0)
+        return LOG_INFO;
+    return (log_level)i;
+}

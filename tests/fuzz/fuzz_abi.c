@@ -9,6 +9,7 @@
  * - re-encoding a lenient decode gives an encoding the strict decoder
  *   accepts with the same values.
  * Any violation aborts. */
+#include "fuzz_check.h"
 #include "abi.h"
 
 #include <stddef.h>
@@ -16,13 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)           \
-    do {                      \
-        if (!(cond))          \
-            abort();          \
-    } while (0)
 
 #define MAX_VALUES 8
 

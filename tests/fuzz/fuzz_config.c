@@ -5,6 +5,7 @@
  * problem; a successful one yields values that all pass the schema (types,
  * bounds, choices, list shape), required keys set, and a dump in which
  * every set secret reads <redacted>. */
+#include "fuzz_check.h"
 #include "config.h"
 
 #include <stdint.h>
@@ -12,15 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(x)                                                              \
-    do {                                                                      \
-        if (!(x)) {                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x); \
-            abort();                                                          \
-        }                                                                     \
-    } while (0)
 
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const modes[] = {"a", NULL};

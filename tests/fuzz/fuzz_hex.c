@@ -1,5 +1,6 @@
 /* hex_decode over arbitrary text: accept exactly what a reference rule
  * accepts, and round-trip whatever it accepts. */
+#include "fuzz_check.h"
 #include "hex.h"
 
 #include <stdint.h>
@@ -17,7 +18,6 @@ static int fuzz_hex_reference_ok(const uint8_t *d, size_t n, size_t cap)
     return 1;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -26,23 +26,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t got = 12345;
     size_t cap = size % 2 ? sizeof out : 16;   /* exercise both limits */
     int rc = hex_decode(out, cap, &got, (const char *)data, size);
-    if ((rc == 0) != fuzz_hex_reference_ok(data, size, cap))
-        abort();
+    CHECK((rc == 0) == fuzz_hex_reference_ok(data, size, cap));
     if (rc != 0) {
-        if (got != 0)
-            abort();
+        CHECK(got == 0);
         return 0;
     }
     hex_encode(text, out, got);
     size_t start = (size >= 2 && data[0] == '0' && (data[1] == 'x' || data[1] == 'X')) ? 2 : 0;
-    if (strlen(text) != size - start)
-        abort();
+    CHECK(strlen(text) == size - start);
     for (size_t i = 0; i < got * 2; i++) {
         char c = (char)data[start + i];
         if (c >= 'A' && c <= 'F')
             c = (char)(c - 'A' + 'a');
-        if (text[i] != c)
-            abort();
+        CHECK(text[i] == c);
     }
     return 0;
 }

@@ -6,6 +6,7 @@
  * through a socketpair (ipc_reader_read on a non-blocking fd). Every frame
  * the reader returns must be the reference's next frame (so also at most
  * IPC_FRAME_MAX bytes), and the stream must end with the same result. */
+#include "fuzz_check.h"
 #include "ipc.h"
 
 #include <errno.h>
@@ -17,16 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Checked whatever NDEBUG says. */
-#define CHECK(x)                                                              \
-    do {                                                                      \
-        if (!(x)) {                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x); \
-            abort();                                                          \
-        }                                                                     \
-    } while (0)
 
 typedef struct {
     const uint8_t *buf;

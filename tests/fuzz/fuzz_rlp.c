@@ -7,6 +7,7 @@
  * an integer must also re-encode to itself through rlp_put_uint_be /
  * rlp_put_uint64. rlp_put_raw must agree with rlp_validate. Any violation
  * aborts. */
+#include "fuzz_check.h"
 #include "rlp.h"
 
 #include <stddef.h>
@@ -14,13 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)           \
-    do {                      \
-        if (!(cond))          \
-            abort();          \
-    } while (0)
 
 /* Checks the integer readings of a byte string item. */
 static void check_int(const rlp_item *item)

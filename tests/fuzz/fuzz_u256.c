@@ -6,21 +6,16 @@
  * is checked two ways: algebraic identities between the public functions,
  * and a deliberately simple reference (32-bit limbs, bit-by-bit long
  * division) for the 512-bit products and quotients. Any violation traps. */
+#include "fuzz_check.h"
 #include "u256.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#define CHECK(cond)              \
-    do {                         \
-        if (!(cond))             \
-            __builtin_trap();    \
-    } while (0)
 
 #define DEC_MAX "115792089237316195423570985008687907853269984665640564039457584007913129639935"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int eq(const u256 *a, const u256 *b)
 {

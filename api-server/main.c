@@ -1,11 +1,13 @@
-/* coffer-api: the gRPC server over PostgreSQL. Subcommands so far:
+/* coffer-api: the gRPC server over PostgreSQL. Subcommands:
+ *   coffer-api serve [--config FILE] [--db-url URL] [--log-level L]
+ *   coffer-api status [--target ADDR] [--timeout-ms N] [--tls-ca FILE] [--tls-name NAME]
  *   coffer-api migrate [--config FILE] [--db-url URL] [--status]
- *   coffer-api config [--config FILE]      (effective settings, secrets redacted)
- * (serve arrives with the gRPC issue). */
+ *   coffer-api config [--config FILE]      (effective settings, secrets redacted) */
 #include "api_config.h"
 #include "coffer_version.h"
 #include "log.h"
 #include "migrate.h"
+#include "serve.h"
 
 #include <getopt.h>
 #include <libpq-fe.h>
@@ -20,6 +22,8 @@ static void api_usage(FILE *out)
             "usage: coffer-api <command> [options]\n"
             "\n"
             "commands:\n"
+            "  serve      serve the gRPC API until SIGTERM (then drain and exit 0)\n"
+            "  status     ask a running server for its health and info (exit 0: SERVING)\n"
             "  migrate    apply pending database migrations (each in its own transaction)\n"
             "  config     print the effective configuration (secrets redacted) and its keys\n"
             "  version    print version and commit\n"
@@ -30,7 +34,13 @@ static void api_usage(FILE *out)
             "  --db-url URL   same as db.url (PostgreSQL URL or key=value string)\n"
             "  --log-level L  same as log.level: debug|info|warn|error\n"
             "  --status       (migrate) list applied and pending migrations; change nothing\n"
-            "                 (exit 0: up to date, 1: pending, 2: database disagrees)\n");
+            "                 (exit 0: up to date, 1: pending, 2: database disagrees)\n"
+            "\n"
+            "status options:\n"
+            "  --target ADDR  host:port or unix:/path (default: COFFER_GRPC, else grpc.listen)\n"
+            "  --timeout-ms N give up after N ms (default 2000; exit 2 when unreachable)\n"
+            "  --tls-ca FILE  the server uses TLS: verify it with these PEM roots\n"
+            "  --tls-name N   name expected in the server's certificate\n");
 }
 
 extern char **environ;
@@ -153,6 +163,72 @@ static int api_cmd_migrate(int argc, char **argv)
     return rc;
 }
 
+static int api_cmd_serve(int argc, char **argv)
+{
+    api_args a;
+    int rc = api_parse_args(&a, "serve", argc, argv);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    config *cfg = api_config_load("coffer-api serve", a.config_path, environ, a.extra_env);
+    if (!cfg)
+        return 2;
+    log_init("coffer-api", api_config_log_level(cfg), 2);
+    rc = serve_run(cfg);
+    config_free(cfg);
+    return rc;
+}
+
+static int api_cmd_status(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"target", required_argument, NULL, 't'},
+        {"timeout-ms", required_argument, NULL, 'T'},
+        {"tls-ca", required_argument, NULL, 'a'},
+        {"tls-name", required_argument, NULL, 'n'},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *target = getenv("COFFER_GRPC"), *ca_path = NULL, *name = NULL, *config_path = NULL;
+    long timeout = 2000;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "t:T:a:n:c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': target = optarg; break;
+        case 'T': {
+            char *end;
+            timeout = strtol(optarg, &end, 10);
+            if (*end || timeout <= 0 || timeout > 600000) {
+                fprintf(stderr, "coffer-api status: --timeout-ms takes 1..600000\n");
+                return 2;
+            }
+            break;
+        }
+        case 'a': ca_path = optarg; break;
+        case 'n': name = optarg; break;
+        case 'c': config_path = optarg; break;
+        case 'h': api_usage(stdout); return 0;
+        default: api_usage(stderr); return 2;
+        }
+    }
+    config *cfg = NULL;
+    if (!target || !*target) {
+        cfg = api_config_load("coffer-api status", config_path, environ, NULL);
+        if (!cfg || config_get_string(cfg, &target, "grpc.listen") != 0 || !*target) {
+            fprintf(stderr, "coffer-api status: no --target, COFFER_GRPC or grpc.listen\n");
+            config_free(cfg);
+            return 2;
+        }
+    }
+    log_init("coffer-api", LOG_ERROR, 2);
+    char *ca = ca_path ? serve_read_pem(ca_path, "--tls-ca") : NULL;
+    int rc = ca_path && !ca ? 2 : serve_status(target, timeout, ca, name);
+    free(ca);
+    config_free(cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (sodium_init() < 0) {
@@ -168,6 +244,10 @@ int main(int argc, char **argv)
         printf("coffer-api %s (%s)\n", COFFER_VERSION, COFFER_COMMIT);
         return 0;
     }
+    if (strcmp(argv[1], "serve") == 0)
+        return api_cmd_serve(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0)
+        return api_cmd_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "migrate") == 0)
         return api_cmd_migrate(argc - 1, argv + 1);
     if (strcmp(argv[1], "config") == 0)

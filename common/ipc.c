@@ -90,6 +90,11 @@ static ipc_result reader_advance(ipc_reader *r, size_t n, const uint8_t **frame,
     return IPC_OK;
 }
 
+bool ipc_reader_in_frame(const ipc_reader *r)
+{
+    return r->header_have != 0;
+}
+
 ipc_result ipc_reader_feed(ipc_reader *r, const uint8_t **frame, size_t *frame_len,
                            size_t *consumed, const uint8_t *data, size_t data_len)
 {

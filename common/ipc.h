@@ -63,6 +63,10 @@ int ipc_reader_init(ipc_reader *r);
  * is harmless. */
 void ipc_reader_dispose(ipc_reader *r);
 
+/* True when the reader holds part of a frame (some of its header or
+ * payload): the peer has started a frame it has not finished. r: input. */
+bool ipc_reader_in_frame(const ipc_reader *r);
+
 /* Reads from a non-blocking fd until one frame is complete, the fd has
  * nothing more (EAGAIN), or the stream ends or is malformed. Reads only the
  * bytes the current frame still needs, so at most one frame is consumed.

@@ -76,12 +76,10 @@ static void log_append_escaped(char *dst, size_t cap, size_t *pos, const char *s
     }
 }
 
-void log_eventv(log_level level, const char *event, const char *fmt, va_list ap)
+size_t log_formatv(char *line, size_t cap, log_level level, const char *event, const char *fmt, va_list ap)
 {
-    if (level < log_min)
-        return;
-    int saved_errno = errno;
-    char line[LOG_LINE_MAX];
+    if (level < log_min || cap < 64)
+        return 0;
     char fields[LOG_LINE_MAX];
     char stamp[40];
     struct timespec ts;
@@ -91,25 +89,55 @@ void log_eventv(log_level level, const char *event, const char *fmt, va_list ap)
     gmtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
 
-    size_t pos = (size_t)snprintf(line, sizeof line, "ts=%s.%03ldZ level=%s comp=%s",
+    size_t pos = (size_t)snprintf(line, cap, "ts=%s.%03ldZ level=%s comp=%s",
                                   stamp, ts.tv_nsec / 1000000L,
                                   log_level_name(level), log_component);
+    if (pos > cap - 2)
+        pos = cap - 2;
     if (log_rid[0]) {
-        pos += (size_t)snprintf(line + pos, sizeof line - pos, " rid=");
-        log_append_escaped(line, sizeof line, &pos, log_rid);
+        pos += (size_t)snprintf(line + pos, cap - pos, " rid=");
+        log_append_escaped(line, cap, &pos, log_rid);
     }
-    pos += (size_t)snprintf(line + pos, sizeof line - pos, " event=");
-    log_append_escaped(line, sizeof line, &pos, event ? event : "unnamed");
-    if (fmt && *fmt) {
+    if (pos < cap - 8)
+        pos += (size_t)snprintf(line + pos, cap - pos, " event=");
+    log_append_escaped(line, cap, &pos, event ? event : "unnamed");
+    if (fmt && *fmt && pos < cap - 8) {
         vsnprintf(fields, sizeof fields, fmt, ap);
         line[pos++] = ' ';
-        log_append_escaped(line, sizeof line, &pos, fields);
+        log_append_escaped(line, cap, &pos, fields);
     }
-    if (pos > sizeof line - 2)
-        pos = sizeof line - 2;
+    if (pos > cap - 2)
+        pos = cap - 2;
     line[pos++] = '\n';
+    return pos;
+}
 
-    /* One write per line; a short write to a pipe or file is retried. */
+size_t log_format(char *line, size_t cap, log_level level, const char *event, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = log_formatv(line, cap, level, event, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+void log_eventv(log_level level, const char *event, const char *fmt, va_list ap)
+{
+    if (level < log_min)
+        return;
+    int saved_errno = errno;
+    char line[LOG_LINE_MAX];
+    size_t pos = log_formatv(line, sizeof line, level, event, fmt, ap);
+    log_write(line, pos);
+    errno = saved_errno;
+}
+
+void log_write(const char *lines, size_t len)
+{
+    int saved_errno = errno;
+    /* One write per call; a short write to a pipe or file is retried. */
+    size_t pos = len;
+    const char *line = lines;
     size_t off = 0;
     while (off < pos) {
         ssize_t n = write(log_fd, line + off, pos - off);

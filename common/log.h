@@ -9,6 +9,7 @@
 #define COFFER_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum {
     LOG_DEBUG = 0,
@@ -44,6 +45,20 @@ void log_event(log_level level, const char *event, const char *fmt, ...)
 
 void log_eventv(log_level level, const char *event, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+
+/* Formats the line log_event would write (newline included, the calling
+ * thread's request id in it) into line[0..cap) and returns its length, or
+ * 0 when level is below the minimum. For callers that batch lines (the
+ * gRPC access log) and write them with log_write. */
+size_t log_format(char *line, size_t cap, log_level level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+size_t log_formatv(char *line, size_t cap, log_level level, const char *event, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+/* Writes lines[0..len) (whole lines from log_format) with a single
+ * write(2), so they never interleave with other threads' lines. */
+void log_write(const char *lines, size_t len);
 
 /* Writes value into buf as a logfmt value: bare when it has no space, '"'
  * or '=', otherwise double-quoted with '"' and '\' escaped. Truncates to

@@ -571,10 +571,13 @@ static void test_ipc_feed(void)
     wire[17] = 0; /* half a header */
 
     CU_ASSERT_FATAL(ipc_reader_init(&r) == 0);
+    CU_ASSERT_FALSE(ipc_reader_in_frame(&r));
     CU_ASSERT_EQUAL(ipc_reader_feed(&r, &frame, &frame_len, &consumed, wire, 5), IPC_AGAIN);
     CU_ASSERT_EQUAL(consumed, 5);
+    CU_ASSERT_TRUE(ipc_reader_in_frame(&r)); /* the header and one payload byte */
     CU_ASSERT_EQUAL(ipc_reader_feed(&r, &frame, &frame_len, &consumed, wire + 5, sizeof wire - 5),
                     IPC_OK);
+    CU_ASSERT_FALSE(ipc_reader_in_frame(&r));
     CU_ASSERT_EQUAL(consumed, 2);
     CU_ASSERT_EQUAL(frame_len, 3);
     CU_ASSERT(frame && memcmp(frame, "abc", 3) == 0);
@@ -585,6 +588,7 @@ static void test_ipc_feed(void)
     CU_ASSERT(frame && memcmp(frame, "hello", 5) == 0);
     CU_ASSERT_EQUAL(ipc_reader_feed(&r, &frame, &frame_len, &consumed, wire + 16, 2), IPC_AGAIN);
     CU_ASSERT_EQUAL(consumed, 2);
+    CU_ASSERT_TRUE(ipc_reader_in_frame(&r)); /* half a header */
     CU_ASSERT_EQUAL(ipc_reader_feed(&r, &frame, &frame_len, &consumed, NULL, 0), IPC_AGAIN);
     CU_ASSERT_EQUAL(ipc_reader_eof(&r), IPC_TRUNCATED);
     CU_ASSERT_EQUAL(ipc_reader_feed(&r, &frame, &frame_len, &consumed, wire, 4), IPC_TRUNCATED);

@@ -62,49 +62,7 @@ const config_schema *api_config_schema(void)
 config *api_config_load(const char *prog, const char *path, char *const *envp,
                         char *const *extra_env)
 {
-    config *cfg = NULL;
-    config_errors errs;
-    char **merged = NULL;
-    size_t n_env = 0, n_extra = 0;
-    config_errors_init(&errs);
-
-    while (envp && envp[n_env])
-        n_env++;
-    while (extra_env && extra_env[n_extra])
-        n_extra++;
-    merged = calloc(n_env + n_extra + 1, sizeof *merged);
-    if (!merged) {
-        fprintf(stderr, "%s: out of memory loading the configuration\n", prog);
-        goto out;
-    }
-    /* Flags given as extra_env replace the same variable of the process
-     * environment (the loader refuses a variable set twice). */
-    size_t m = 0;
-    for (size_t i = 0; i < n_env; i++) {
-        const char *eq = strchr(envp[i], '=');
-        size_t name_len = eq ? (size_t)(eq - envp[i]) : strlen(envp[i]);
-        int replaced = 0;
-        for (size_t j = 0; j < n_extra; j++)
-            if (strncmp(extra_env[j], envp[i], name_len) == 0 && extra_env[j][name_len] == '=')
-                replaced = 1;
-        if (!replaced)
-            merged[m++] = envp[i];
-    }
-    if (n_extra)
-        memcpy(merged + m, extra_env, n_extra * sizeof *merged);
-
-    int rc = path ? config_load_file(&cfg, &errs, &api_schema, path, merged)
-                  : config_load_buffer(&cfg, &errs, &api_schema, "(no config file)", NULL, 0, merged);
-    if (rc != 0) {
-        fprintf(stderr, "%s: the configuration has %zu problem(s):\n", prog, config_errors_count(&errs));
-        if (config_errors_print(&errs, stderr) != 0)
-            fprintf(stderr, "%s: (could not print every problem)\n", prog);
-        cfg = NULL;
-    }
-out:
-    free(merged);
-    config_errors_dispose(&errs);
-    return cfg;
+    return config_load_for_program(prog, &api_schema, path, envp, extra_env);
 }
 
 log_level api_config_log_level(const config *cfg)

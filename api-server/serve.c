@@ -328,8 +328,11 @@ int serve_status(const char *target, int64_t timeout_ms, const char *tls_ca_pem,
            (unsigned long long)ir->uptime_seconds, ir->schema_version);
     for (size_t i = 0; i < ir->n_components; i++) {
         const Coffer__V1__ComponentHealth *ch = ir->components[i];
-        printf("  %-8s %-15s probe %lluus%s%s\n", ch->name, serve_component_status(ch->status),
-               (unsigned long long)ch->latency_us, ch->detail[0] ? "  " : "", ch->detail);
+        if (ch->status == COFFER__V1__COMPONENT_STATUS__COMPONENT_STATUS_NOT_CONFIGURED)
+            printf("  %-8s %s\n", ch->name, serve_component_status(ch->status));
+        else
+            printf("  %-8s %-15s probe %lluus%s%s\n", ch->name, serve_component_status(ch->status),
+                   (unsigned long long)ch->latency_us, ch->detail[0] ? "  " : "", ch->detail);
     }
     protobuf_c_message_free_unpacked(resp, NULL);
     rpc_call_result_dispose(&r);

@@ -157,6 +157,15 @@ int config_load_buffer(config **out, config_errors *errs, const config_schema *s
                        const char *source_name, const char *buf, size_t buf_len,
                        char *const *envp);
 
+/* What a program's main() wants: loads path (NULL: no file, defaults and
+ * environment only) with envp overrides, where extra_env (NULL-terminated
+ * "COFFER_X=v" strings from command-line flags, may be NULL) replaces the
+ * same variables of envp, so flags win. Prints every problem to stderr
+ * prefixed with prog. Returns the config (free with config_free) or NULL. */
+__attribute__((warn_unused_result))
+config *config_load_for_program(const char *prog, const config_schema *schema, const char *path,
+                                char *const *envp, char *const *extra_env);
+
 /* Frees a config (NULL accepted). */
 void config_free(config *cfg);
 

@@ -180,6 +180,44 @@ static int get_addr_set(pctx *c, addr_set *out, json_t *v)
     return 0;
 }
 
+/* Optional members: when obj has key, parse it into out (errors name the
+ * key's path). Return 1 when present and valid, 0 when absent, -1 on error. */
+static int opt_amount(pctx *c, json_t *obj, const char *key, u256 *out)
+{
+    json_t *x = json_object_get(obj, key);
+    if (!x)
+        return 0;
+    size_t old = push_key(c, key);
+    if (get_amount(c, out, x) != 0)
+        return -1;
+    pop(c, old);
+    return 1;
+}
+
+static int opt_bool(pctx *c, json_t *obj, const char *key, bool *out)
+{
+    json_t *x = json_object_get(obj, key);
+    if (!x)
+        return 0;
+    size_t old = push_key(c, key);
+    if (get_bool(c, out, x) != 0)
+        return -1;
+    pop(c, old);
+    return 1;
+}
+
+static int opt_addr_set(pctx *c, json_t *obj, const char *key, addr_set *out)
+{
+    json_t *x = json_object_get(obj, key);
+    if (!x)
+        return 0;
+    size_t old = push_key(c, key);
+    if (get_addr_set(c, out, x) != 0)
+        return -1;
+    pop(c, old);
+    return 1;
+}
+
 /* ---- function signatures ------------------------------------------------ */
 
 /* Splits the parameter list of a canonical signature into kinds; sizes[i]
@@ -328,24 +366,12 @@ static int parse_erc20(pctx *c, contract_rule *k, json_t *v)
     if (check_keys(c, v, keys) != 0)
         return -1;
     k->erc20 = true;
-    if ((x = json_object_get(v, "transfer_to"))) {
-        old = push_key(c, "transfer_to");
-        if (get_addr_set(c, &k->transfer_to, x) != 0)
-            return -1;
-        pop(c, old);
-    }
-    if ((x = json_object_get(v, "transfer_to_any"))) {
-        old = push_key(c, "transfer_to_any");
-        if (get_bool(c, &k->transfer_to_any, x) != 0)
-            return -1;
-        pop(c, old);
-    }
-    if ((x = json_object_get(v, "approve_spenders"))) {
-        old = push_key(c, "approve_spenders");
-        if (get_addr_set(c, &k->approve_spenders, x) != 0)
-            return -1;
-        pop(c, old);
-    }
+    if (opt_addr_set(c, v, "transfer_to", &k->transfer_to) < 0)
+        return -1;
+    if (opt_bool(c, v, "transfer_to_any", &k->transfer_to_any) < 0)
+        return -1;
+    if (opt_addr_set(c, v, "approve_spenders", &k->approve_spenders) < 0)
+        return -1;
     if ((x = json_object_get(v, "approve_max"))) {
         old = push_key(c, "approve_max");
         if (get_amount(c, &k->approve_max, x) != 0)
@@ -473,12 +499,8 @@ static int parse_native(pctx *c, chain_rule *ch, json_t *v)
         return fail(c, "expected an object");
     if (check_keys(c, v, keys) != 0)
         return -1;
-    if ((x = json_object_get(v, "max_value"))) {
-        old = push_key(c, "max_value");
-        if (get_amount(c, &ch->native_max_value, x) != 0)
-            return -1;
-        pop(c, old);
-    }
+    if (opt_amount(c, v, "max_value", &ch->native_max_value) < 0)
+        return -1;
     if ((x = json_object_get(v, "daily_limit"))) {
         old = push_key(c, "daily_limit");
         if (get_amount(c, &ch->native_daily, x) != 0)
@@ -486,18 +508,10 @@ static int parse_native(pctx *c, chain_rule *ch, json_t *v)
         ch->has_native_daily = true;
         pop(c, old);
     }
-    if ((x = json_object_get(v, "recipients"))) {
-        old = push_key(c, "recipients");
-        if (get_addr_set(c, &ch->native_recipients, x) != 0)
-            return -1;
-        pop(c, old);
-    }
-    if ((x = json_object_get(v, "any_recipient"))) {
-        old = push_key(c, "any_recipient");
-        if (get_bool(c, &ch->native_any, x) != 0)
-            return -1;
-        pop(c, old);
-    }
+    if (opt_addr_set(c, v, "recipients", &ch->native_recipients) < 0)
+        return -1;
+    if (opt_bool(c, v, "any_recipient", &ch->native_any) < 0)
+        return -1;
     if (ch->native_any && !ch->has_native_daily)
         return fail(c, "any_recipient needs a daily_limit (payouts to arbitrary addresses must be bounded)");
     return 0;

@@ -3,6 +3,8 @@
  * arena for the response, and the status message. */
 #include "rpc_internal.h"
 
+#include "google/rpc/error_details.pb-c.h"
+#include "google/rpc/status.pb-c.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -142,6 +144,56 @@ rpc_code rpc_ctx_fail(rpc_ctx *c, rpc_code code, const char *fmt, ...)
     return code;
 }
 
+rpc_code rpc_ctx_fail_retry(rpc_ctx *c, rpc_code code, int64_t retry_after_ms, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->msg, sizeof c->msg, fmt, ap);
+    va_end(ap);
+    rpc_clean_line(c->msg);
+    c->retry_after_ms = retry_after_ms > 0 ? retry_after_ms : 0;
+    return code;
+}
+
+/* The google.rpc.Status trailer for a failure with a retry delay. Best
+ * effort: without memory the status goes without details. */
+void rpc_attach_retry_info(rpc_ctx *c, rpc_code code)
+{
+    if (code == RPC_OK || c->retry_after_ms <= 0)
+        return;
+    Google__Protobuf__Duration delay;
+    google__protobuf__duration__init(&delay);
+    delay.seconds = c->retry_after_ms / 1000;
+    delay.nanos = (int32_t)(c->retry_after_ms % 1000) * 1000000;
+    Google__Rpc__RetryInfo info;
+    google__rpc__retry_info__init(&info);
+    info.retry_delay = &delay;
+    uint8_t info_buf[64];
+    size_t info_len = google__rpc__retry_info__get_packed_size(&info);
+    if (info_len > sizeof info_buf)
+        return;
+    google__rpc__retry_info__pack(&info, info_buf);
+    static char retry_info_type[] = "type.googleapis.com/google.rpc.RetryInfo";
+    Google__Protobuf__Any any;
+    google__protobuf__any__init(&any);
+    any.type_url = retry_info_type;
+    any.value.data = info_buf;
+    any.value.len = info_len;
+    Google__Protobuf__Any *details[1] = {&any};
+    Google__Rpc__Status st;
+    google__rpc__status__init(&st);
+    st.code = (int32_t)code;
+    st.message = c->msg;
+    st.n_details = 1;
+    st.details = details;
+    uint8_t buf[RPC_MESSAGE_MAX + 160];
+    size_t len = google__rpc__status__get_packed_size(&st);
+    if (len > sizeof buf)
+        return;
+    google__rpc__status__pack(&st, buf);
+    (void)grpcw_call_set_status_details_bin(c->call, buf, len);
+}
+
 PGconn *rpc_ctx_db_acquire(rpc_ctx *c, rpc_code *code)
 {
     rpc_ctx_watch(c);
@@ -180,4 +232,16 @@ void rpc_arena_reset(rpc_ctx *c)
         free(k);
     }
     c->arena_used = 0;
+}
+
+rpc_code rpc_ctx_reply_packed(rpc_ctx *c, const uint8_t *data, size_t len)
+{
+    uint8_t *copy = rpc_ctx_alloc(c, len ? len : 1);
+    if (!copy)
+        return rpc_ctx_fail(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    if (len)
+        memcpy(copy, data, len);
+    c->packed_reply = copy;
+    c->packed_reply_len = len;
+    return RPC_OK;
 }

@@ -4,6 +4,7 @@
 #ifndef COFFER_RPC_INTERNAL_H
 #define COFFER_RPC_INTERNAL_H
 
+#include "logq.h"
 #include "grpcw.h"
 #include "rpc_server.h"
 
@@ -17,6 +18,7 @@
 #define RPC_WORKER_SPIN_US 50   /* an idle worker yields this long before it sleeps */
 #define RPC_ACCESS_BUF 16384u   /* access-log bytes a worker batches per write */
 #define RPC_ACCESS_FLUSH_US 20000 /* and for at most this long */
+#define RPC_ACCESS_PENDING 64u  /* batches queued for the log writer before producers write themselves */
 
 typedef enum { RPC_TAG_REQUEST, RPC_TAG_CLOSE, RPC_TAG_SEND, RPC_TAG_RECV } rpc_tag_kind;
 typedef enum { RPC_JOB_START, RPC_JOB_MESSAGE, RPC_JOB_HALF_CLOSE } rpc_job_kind;
@@ -60,6 +62,9 @@ struct rpc_ctx {
     size_t idem_len;
     atomic_bool cancelled;      /* close reported cancelled, or server cancelled all */
     size_t bytes_in, bytes_out;
+    int64_t retry_after_ms;      /* > 0: RetryInfo goes with a failure status */
+    const uint8_t *packed_reply; /* unary: rpc_ctx_reply_packed's bytes (arena), sent instead of packing */
+    size_t packed_reply_len;
 
     rpc_code code;              /* the status sent (for the access log) */
     char msg[RPC_MESSAGE_MAX];
@@ -98,6 +103,7 @@ typedef struct {
 } rpc_worker;
 
 struct rpc_server {
+    rpc_stats unknown_stats;    /* calls to methods not in the table */
     rpc_server_options o;
     grpcw_cq *cq;
     grpcw_server *gs;
@@ -108,6 +114,7 @@ struct rpc_server {
     pthread_t cq_thread;
     rpc_worker *workers;
     rpc_worker cq_log;          /* the queue thread's access-log batch (abuf, alen, afirst_us) */
+    logq *logq;                 /* the access log's writer thread; NULL: producers write */
     unsigned n_workers;         /* started */
     bool started;
 
@@ -135,6 +142,7 @@ struct rpc_server {
 int64_t rpc_now_us(void);
 void rpc_arena_reset(rpc_ctx *c);
 void rpc_clean_line(char *s);
+void rpc_attach_retry_info(rpc_ctx *c, rpc_code code);
 
 /* rpc_server.c */
 void rpc_ctx_ref(rpc_ctx *c);

@@ -20,6 +20,9 @@
 #define RPC_SLOTS_STREAM 4u
 #define RPC_SLOTS_GENERIC 8u
 
+/* RetryInfo sent with an overload refusal. */
+#define RPC_OVERLOAD_RETRY_MS 200
+
 /* ---- call contexts ----------------------------------------------------------- */
 
 static rpc_ctx *rpc_ctx_new(rpc_server *s, rpc_row *row)
@@ -86,11 +89,15 @@ void rpc_ctx_unref(rpc_ctx *c)
 /* The worker running on this thread (NULL on the queue thread). */
 static _Thread_local rpc_worker *rpc_self;
 
-/* Writes a worker's batched access-log lines (whole lines, one write). */
+/* Hands a worker's batched access-log lines (whole lines) to the log
+ * writer thread, or writes them (one write) when there is none. */
 static void rpc_access_flush(rpc_worker *w)
 {
     if (w->alen) {
-        log_write(w->abuf, w->alen);
+        if (w->srv && w->srv->logq)
+            w->abuf = logq_submit(w->srv->logq, w->abuf, w->alen);
+        else
+            log_write(w->abuf, w->alen);
         w->alen = 0;
     }
 }
@@ -125,17 +132,19 @@ void rpc_access_log(rpc_ctx *c, const char *method)
         snprintf(caller, sizeof caller, "unauthenticated");
     log_quote(qmethod, sizeof qmethod, method);
     rpc_code code = c->code;
+    int64_t duration_us = rpc_now_us() - c->t0_us;
+    rpc_stats_record(c->row ? &c->row->stats : &c->srv->unknown_stats, code, duration_us);
     log_level level = code == RPC_INTERNAL || code == RPC_UNKNOWN || code == RPC_DATA_LOSS ? LOG_WARN : LOG_INFO;
     char line[4096];
     size_t n;
     if (code == RPC_OK)
         n = log_format(line, sizeof line, level, "rpc.call",
                        "method=%s code=OK duration_us=%lld caller=%s peer=%s bytes_in=%zu bytes_out=%zu", qmethod,
-                       (long long)(rpc_now_us() - c->t0_us), caller, peer, c->bytes_in, c->bytes_out);
+                       (long long)duration_us, caller, peer, c->bytes_in, c->bytes_out);
     else
         n = log_format(line, sizeof line, level, "rpc.call",
                        "method=%s code=%s duration_us=%lld caller=%s peer=%s bytes_in=%zu bytes_out=%zu message=%s",
-                       qmethod, rpc_code_name(code), (long long)(rpc_now_us() - c->t0_us), caller, peer,
+                       qmethod, rpc_code_name(code), (long long)duration_us, caller, peer,
                        c->bytes_in, c->bytes_out,
                        log_quote(qmsg, sizeof qmsg, c->msg[0] ? c->msg : rpc_code_name(code)));
     if (n)
@@ -241,9 +250,12 @@ rpc_code rpc_admit(rpc_ctx *c)
         }
     }
     if (s->o.rate_check && c->row->def->rate != RPC_RATE_NONE) {
-        code = s->o.rate_check(s->o.rate_arg, c->msg, sizeof c->msg, &c->caller, c->row->def->rate);
-        if (code != RPC_OK)
+        int64_t retry_ms = 0;
+        code = s->o.rate_check(s->o.rate_arg, c->msg, sizeof c->msg, &retry_ms, &c->caller, c->row->def->rate);
+        if (code != RPC_OK) {
+            c->retry_after_ms = retry_ms > 0 ? retry_ms : 0;
             return code;
+        }
     }
     return RPC_OK;
 }
@@ -313,7 +325,7 @@ static void rpc_run_unary(rpc_ctx *c)
         code = rpc_ctx_fail(c, RPC_CANCELLED, "the call was cancelled while it ran");
         goto reply;
     }
-    size_t out_len = protobuf_c_message_get_packed_size(resp);
+    size_t out_len = c->packed_reply ? c->packed_reply_len : protobuf_c_message_get_packed_size(resp);
     if (out_len > s->o.max_message_bytes) {
         code = rpc_ctx_fail(c, RPC_RESOURCE_EXHAUSTED, "the response of %zu bytes exceeds the limit of %zu bytes",
                             out_len, s->o.max_message_bytes);
@@ -324,7 +336,12 @@ static void rpc_run_unary(rpc_ctx *c)
         code = rpc_ctx_fail(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
         goto reply;
     }
-    protobuf_c_message_pack(resp, buf);
+    if (c->packed_reply) {
+        if (out_len)
+            memcpy(buf, c->packed_reply, out_len);
+    } else {
+        protobuf_c_message_pack(resp, buf);
+    }
     c->bytes_out = out_len;
     what |= GRPCW_SEND_MESSAGE;
 reply:
@@ -334,6 +351,7 @@ reply:
     if (code != RPC_OK && !c->msg[0])
         snprintf(c->msg, sizeof c->msg, "%s", code == RPC_OK ? "" : "the call failed");
     c->code = code;
+    rpc_attach_retry_info(c, code);
     grpcw_md md;
     rpc_rid_md(c, &md);
     rpc_ctx_ref(c);
@@ -444,6 +462,8 @@ static void rpc_refuse(rpc_ctx *c, rpc_code code, const char *msg)
 {
     snprintf(c->msg, sizeof c->msg, "%s", msg);
     c->code = code;
+    c->retry_after_ms = RPC_OVERLOAD_RETRY_MS;
+    rpc_attach_retry_info(c, code);
     grpcw_md md;
     rpc_rid_md(c, &md);
     rpc_ctx_ref(c);
@@ -489,6 +509,17 @@ static void rpc_on_request(rpc_server *s, rpc_ctx *c, bool ok)
         pthread_mutex_unlock(&s->lock);
         if (stopping)
             (void)rpc_stream_finish(c, RPC_UNAVAILABLE, "coffer-api is shutting down");
+    }
+    size_t n_authz;
+    if (!c->is_stream && c->row && (c->row->def->flags & RPC_F_INLINE) &&
+        !grpcw_call_metadata(c->call, &n_authz, "authorization")) {
+        /* Answered from memory here (rpc_table.h, RPC_F_INLINE): without a
+         * credential there is nothing that could block. */
+        log_set_request_id(c->rid);
+        rpc_run_unary(c);
+        log_set_request_id(NULL);
+        rpc_ctx_unref(c); /* the request's reference */
+        return;
     }
     pthread_mutex_lock(&s->qlock);
     unsigned queued = s->q_len;
@@ -732,6 +763,11 @@ fail:
     return NULL;
 }
 
+const rpc_stats *rpc_server_unknown_stats(const rpc_server *s)
+{
+    return &s->unknown_stats;
+}
+
 int rpc_server_port(const rpc_server *s)
 {
     return s->port;
@@ -746,11 +782,13 @@ int rpc_server_start(rpc_server *s, char *err, size_t err_len)
         snprintf(err, err_len, "out of memory");
         return -1;
     }
-    s->cq_log.abuf = malloc(RPC_ACCESS_BUF);
+    s->logq = logq_new(RPC_ACCESS_BUF, RPC_ACCESS_PENDING); /* NULL: producers write */
+    s->cq_log.srv = s;
+    s->cq_log.abuf = s->logq ? logq_buffer(s->logq) : malloc(RPC_ACCESS_BUF);
     for (unsigned i = 0; i < s->o.workers; i++) {
         rpc_worker *w = &s->workers[i];
         w->srv = s;
-        w->abuf = malloc(RPC_ACCESS_BUF); /* NULL: lines are written one by one */
+        w->abuf = s->logq ? logq_buffer(s->logq) : malloc(RPC_ACCESS_BUF); /* NULL: lines go one by one */
         pthread_cond_init(&w->cond, NULL);
         if (pthread_create(&w->thread, NULL, rpc_worker_main, w) != 0) {
             pthread_cond_destroy(&w->cond);
@@ -894,6 +932,8 @@ void rpc_server_free(rpc_server *s)
         }
     }
     free(s->cq_log.abuf); /* the queue thread has ended */
+    logq_free(s->logq);   /* writes what is still queued */
+    s->logq = NULL;
     grpcw_cq_free(s->cq);
     for (size_t i = 0; i < rpc_table_count(s->o.table); i++)
         rpc_table_row(s->o.table, i)->registration = NULL;

@@ -40,10 +40,11 @@
 typedef struct rpc_server rpc_server;
 
 /* Optional rate hook: RPC_OK to let the call through, otherwise a code
- * (RPC_RESOURCE_EXHAUSTED) and msg. Runs on worker threads; not consulted
- * for RPC_RATE_NONE methods. */
-typedef rpc_code (*rpc_rate_fn)(void *arg, char *msg, size_t msg_len, const auth_caller *caller,
-                                rpc_rate_class rate);
+ * (RPC_RESOURCE_EXHAUSTED), msg, and *retry_after_ms (> 0: when a retry
+ * may succeed; sent to the client as google.rpc.RetryInfo). Runs on worker
+ * threads; not consulted for RPC_RATE_NONE methods. */
+typedef rpc_code (*rpc_rate_fn)(void *arg, char *msg, size_t msg_len, int64_t *retry_after_ms,
+                                const auth_caller *caller, rpc_rate_class rate);
 
 typedef struct {
     const char *listen;          /* "host:port" (port 0: any), or NULL/"" for no TCP listener */
@@ -71,6 +72,10 @@ rpc_server *rpc_server_new(char *err, size_t err_len, const rpc_server_options *
 
 /* The bound TCP port (useful with port 0), 0 when there is no TCP listener. */
 int rpc_server_port(const rpc_server *s);
+
+/* Counters of calls to methods the table does not know (each row has its
+ * own in rpc_row.stats). */
+const rpc_stats *rpc_server_unknown_stats(const rpc_server *s);
 
 /* Starts the threads and begins serving. Returns 0, or -1 with err. */
 __attribute__((warn_unused_result))
@@ -129,10 +134,25 @@ void *rpc_ctx_alloc(rpc_ctx *ctx, size_t n);
 __attribute__((warn_unused_result))
 char *rpc_ctx_strdup(rpc_ctx *ctx, const char *s);
 
+/* Makes the unary call's answer these already packed bytes of the
+ * method's output type (copied) instead of packing the response message:
+ * for replaying a stored answer (idempotency). The handler must then
+ * return RPC_OK. Returns RPC_OK, or RPC_RESOURCE_EXHAUSTED (status set)
+ * when memory is short. */
+__attribute__((warn_unused_result))
+rpc_code rpc_ctx_reply_packed(rpc_ctx *ctx, const uint8_t *data, size_t len);
+
 /* Sets the status message (printf-style, one line, truncated to
  * RPC_MESSAGE_MAX) and returns code, for `return rpc_ctx_fail(...)`. */
 rpc_code rpc_ctx_fail(rpc_ctx *ctx, rpc_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* rpc_ctx_fail, and tells the client when a retry may succeed: the
+ * status carries a google.rpc.Status with a google.rpc.RetryInfo detail
+ * (trailer grpc-status-details-bin), as gRPC's error model advises for
+ * RESOURCE_EXHAUSTED and UNAVAILABLE. */
+rpc_code rpc_ctx_fail_retry(rpc_ctx *ctx, rpc_code code, int64_t retry_after_ms, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Borrows a pooled connection, waiting no longer than the deadline (5 s
  * without one). Returns it, or NULL with the call's status set

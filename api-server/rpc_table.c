@@ -59,8 +59,15 @@ static int rpc_table_check_def(char *err, size_t err_len, const rpc_service_def 
         return -1;
     }
     if ((unsigned)def->access > RPC_ACCESS_ADMIN || (unsigned)def->kind > RPC_KIND_BIDI_STREAM ||
-        (unsigned)def->rate > RPC_RATE_ADMIN || (def->flags & ~RPC_F_MUTATES)) {
+        (unsigned)def->rate > RPC_RATE_EXECUTE || (def->flags & ~(RPC_F_MUTATES | RPC_F_INLINE))) {
         snprintf(err, err_len, "%s/%s: access, kind, rate class or flags out of range", sname, def->name);
+        return -1;
+    }
+    if ((def->flags & RPC_F_INLINE) &&
+        (def->kind != RPC_KIND_UNARY || def->access != RPC_ACCESS_ANYONE || def->rate != RPC_RATE_NONE ||
+         (def->flags & RPC_F_MUTATES))) {
+        snprintf(err, err_len, "%s/%s: only unary, open, unlimited, read-only methods may run inline", sname,
+                 def->name);
         return -1;
     }
     return 0;

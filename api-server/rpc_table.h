@@ -16,6 +16,7 @@
 #define COFFER_RPC_TABLE_H
 
 #include "rpc_code.h"
+#include "rpc_stats.h"
 
 #include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
@@ -42,10 +43,20 @@ typedef enum {
     RPC_RATE_READ,     /* reads */
     RPC_RATE_WRITE,    /* money-moving and other mutations */
     RPC_RATE_ADMIN,    /* operator calls */
+    RPC_RATE_EXECUTE,  /* on-chain execution (TreasuryService Execute*, RunJob): few per minute */
 } rpc_rate_class;
+
+#define RPC_RATE_CLASS_COUNT 5u /* rpc_rate_class values, RPC_RATE_NONE included */
 
 /* rpc_method_def.flags */
 #define RPC_F_MUTATES 0x1u /* changes state: the idempotency-key header is read and checked */
+/* The handler answers from memory in microseconds and never blocks (no
+ * database, no signer, no lock held for long): a call that needs no
+ * credential lookup (no authorization header, or none that could reach
+ * the resolver) runs on the completion-queue thread, without the hand-off
+ * to a worker. Unary, RPC_ACCESS_ANYONE and RPC_RATE_NONE only. GetInfo
+ * and Health/Check, which load balancers and monitors call all the time. */
+#define RPC_F_INLINE 0x2u
 
 typedef struct rpc_ctx rpc_ctx;
 
@@ -91,6 +102,7 @@ typedef struct {
     const ProtobufCMethodDescriptor *method; /* input and output types */
     void *service_arg;                       /* given to rpc_table_add_service */
     void *registration;                      /* rpc_server's handle for this path */
+    rpc_stats stats;                         /* calls by code, latency (for /metrics) */
 } rpc_row;
 
 typedef struct rpc_table rpc_table;

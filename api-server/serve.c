@@ -1,5 +1,6 @@
 #include "serve.h"
 
+#include "apikey.h"
 #include "auth.h"
 #include "coffer/v1/system.pb-c.h"
 #include "coffer_version.h"
@@ -8,9 +9,13 @@
 #include "descset.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "health.h"
+#include "ledger_db.h"
 #include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
 #include "rpc_client.h"
 #include "rpc_server.h"
+#include "sealbox.h"
 #include "secmem.h"
 #include "services.h"
 
@@ -137,6 +142,10 @@ int serve_run(const config *cfg)
     descset *ds = NULL;
     rpc_table *table = NULL;
     rpc_server *srv = NULL;
+    api_metrics *metrics = NULL;
+    apikey *keys = NULL;
+    sealbox *seal = NULL;
+    ratelimit *rl = NULL;
     db_system_probe_state probe;
     memset(&probe, 0, sizeof probe);
     int64_t started_ms = serve_now_ms();
@@ -188,6 +197,32 @@ int serve_run(const config *cfg)
     }
     probe.pool = pool;
 
+    /* The ledger: API keys, secrets at rest, idempotency, rate limits. */
+    keys = apikey_new(err, sizeof err, serve_str(cfg, "auth.api_key_secret"), pool,
+                      (unsigned)serve_ms(cfg, "auth.api_key_cache"));
+    if (!keys) {
+        fprintf(stderr, "coffer-api serve: %s\n", err);
+        goto out;
+    }
+    auth_set_resolver(au, apikey_resolve, keys);
+    seal = sealbox_new(err, sizeof err, serve_str(cfg, "secrets.key"));
+    if (!seal) {
+        fprintf(stderr, "coffer-api serve: %s\n", err);
+        goto out;
+    }
+    ledger_db_configure((unsigned)serve_ms(cfg, "db.statement_timeout"), serve_ms(cfg, "ledger.idempotency_ttl") / 1000,
+                        seal);
+    ratelimit_options ro = {.max_entries = (size_t)serve_int(cfg, "rate.max_buckets")};
+    ro.per_minute[RPC_RATE_READ] = (uint32_t)serve_int(cfg, "rate.read_per_minute");
+    ro.per_minute[RPC_RATE_WRITE] = (uint32_t)serve_int(cfg, "rate.write_per_minute");
+    ro.per_minute[RPC_RATE_ADMIN] = (uint32_t)serve_int(cfg, "rate.admin_per_minute");
+    ro.per_minute[RPC_RATE_EXECUTE] = (uint32_t)serve_int(cfg, "rate.execute_per_minute");
+    rl = ratelimit_new(&ro);
+    if (!rl) {
+        fprintf(stderr, "coffer-api serve: cannot create the rate limiter\n");
+        goto out;
+    }
+
     h = health_new((unsigned)serve_ms(cfg, "health.interval"), (unsigned)serve_ms(cfg, "health.probe_timeout"));
     if (!h || health_add_component(h, "db", true, db_system_probe, &probe) != 0 ||
         health_add_component(h, "signer", false, NULL, NULL) != 0 ||
@@ -209,6 +244,12 @@ int serve_run(const config *cfg)
         .started_ms = started_ms,
         .descriptors = ds,
         .table = table,
+        .apikeys = keys,
+        .secrets = seal,
+        .api_key_grace_s = serve_ms(cfg, "auth.api_key_grace") / 1000,
+        .profit_unlock_s = (uint32_t)serve_int(cfg, "ledger.profit_unlock_seconds"),
+        .deposit_expiry_s = serve_ms(cfg, "ledger.deposit_expiry") / 1000,
+        .withdrawal_eta_s = serve_ms(cfg, "ledger.withdrawal_eta") / 1000,
     };
     if (api_services_register(table, err, sizeof err, &svcs) != 0) {
         fprintf(stderr, "coffer-api serve: RPC table: %s\n", err);
@@ -235,6 +276,8 @@ int serve_run(const config *cfg)
         .table = table,
         .auth = au,
         .db = pool,
+        .rate_check = ratelimit_check,
+        .rate_arg = rl,
     };
     srv = rpc_server_new(err, sizeof err, &so);
     serve_free_pem(key); /* the core keeps its own copy */
@@ -246,6 +289,19 @@ int serve_run(const config *cfg)
     if (health_start(h) != 0 || rpc_server_start(srv, err, sizeof err) != 0) {
         fprintf(stderr, "coffer-api serve: cannot start: %s\n", err);
         goto out;
+    }
+    const char *metrics_listen = serve_str(cfg, "metrics.listen");
+    if (metrics_listen) {
+        api_metrics_options mo = {
+            .listen = metrics_listen, .table = table, .server = srv, .db = pool, .health = h,
+            .started_ms = started_ms,
+        };
+        metrics = api_metrics_start(err, sizeof err, &mo);
+        if (!metrics) {
+            fprintf(stderr, "coffer-api serve: %s\n", err);
+            goto out;
+        }
+        log_info("serve.metrics", "listen=%s port=%d", metrics_listen, api_metrics_port(metrics));
     }
     char ql[300], qu[4200];
     log_info("serve.listening", "version=%s commit=%s pid=%d listen=%s port=%d unix_socket=%s tls=%s "
@@ -261,10 +317,15 @@ int serve_run(const config *cfg)
     serve_drain(srv, h, &set, serve_ms(cfg, "grpc.shutdown_grace"));
     rc = 0;
 out:
+    api_metrics_stop(metrics); /* before what it reads */
     rpc_server_free(srv);
     health_free(h);
     rpc_table_free(table);
     descset_free(ds);
+    ledger_db_configure((unsigned)serve_ms(cfg, "db.statement_timeout"), 86400, NULL);
+    ratelimit_free(rl);
+    sealbox_free(seal);
+    apikey_free(keys);
     db_pool_free(pool);
     auth_free(au);
     serve_free_pem(cert);

@@ -26,11 +26,24 @@ typedef struct {
     int64_t started_ms;               /* CLOCK_MONOTONIC at start, for uptime */
     const descset *descriptors;       /* the embedded set, for reflection */
     const rpc_table *table;           /* for reflection's service list and health names */
+    /* The ledger (issue 5). */
+    struct apikey *apikeys;           /* API key hashing and the resolver's cache */
+    struct sealbox *secrets;          /* secrets.key: webhook secrets at rest */
+    int64_t api_key_grace_s;          /* auth.api_key_grace: old key's life after RotateApiKey */
+    uint32_t profit_unlock_s;         /* ledger.profit_unlock_seconds: default for new vaults */
+    int64_t deposit_expiry_s;         /* ledger.deposit_expiry: a crypto deposit order's life */
+    int64_t withdrawal_eta_s;         /* ledger.withdrawal_eta: estimated_completion of a withdrawal */
 } api_services;
 
 extern const rpc_service_def svc_system_def;     /* coffer.v1.SystemService */
 extern const rpc_service_def svc_health_def;     /* grpc.health.v1.Health */
 extern const rpc_service_def svc_reflection_def; /* grpc.reflection.v1alpha.ServerReflection */
+extern const rpc_service_def svc_webhook_def;    /* coffer.v1.WebhookService */
+extern const rpc_service_def svc_client_def;     /* coffer.v1.ClientService */
+extern const rpc_service_def svc_user_def;       /* coffer.v1.UserService */
+extern const rpc_service_def svc_deposit_def;    /* coffer.v1.DepositService */
+extern const rpc_service_def svc_withdrawal_def; /* coffer.v1.WithdrawalService */
+extern const rpc_service_def svc_operations_def; /* coffer.v1.OperationsService */
 
 /* Adds every service with s as their arg and checks the table against the
  * embedded descriptor set. Returns 0, or -1 with err. */

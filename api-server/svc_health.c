@@ -81,7 +81,7 @@ static rpc_code svc_health_watch_start(rpc_ctx *ctx, const ProtobufCMessage *in)
 }
 
 static const rpc_method_def svc_health_methods[] = {
-    {"Check", RPC_KIND_UNARY, RPC_ACCESS_ANYONE, 0, RPC_RATE_NONE, svc_health_check, NULL},
+    {"Check", RPC_KIND_UNARY, RPC_ACCESS_ANYONE, RPC_F_INLINE, RPC_RATE_NONE, svc_health_check, NULL},
     {"Watch", RPC_KIND_SERVER_STREAM, RPC_ACCESS_ANYONE, 0, RPC_RATE_NONE, NULL, svc_health_watch_start},
 };
 

@@ -125,7 +125,7 @@ out:
 }
 
 static const rpc_method_def svc_system_methods[] = {
-    {"GetInfo", RPC_KIND_UNARY, RPC_ACCESS_ANYONE, 0, RPC_RATE_NONE, svc_system_get_info, NULL},
+    {"GetInfo", RPC_KIND_UNARY, RPC_ACCESS_ANYONE, RPC_F_INLINE, RPC_RATE_NONE, svc_system_get_info, NULL},
     {"DiagnoseDatabase", RPC_KIND_UNARY, RPC_ACCESS_ADMIN, 0, RPC_RATE_ADMIN, svc_system_diagnose_database,
      NULL},
 };

@@ -300,6 +300,8 @@ struct grpcw_call {
     size_t n_send_md;
     grpc_slice details_slice;
     bool details_set;
+    grpc_metadata trailer;       /* grpc-status-details-bin for the next status */
+    bool trailer_set;
 };
 
 grpcw_call *grpcw_call_new(void)
@@ -338,6 +340,24 @@ void grpcw_call_send_done(grpcw_call *c)
     if (c->details_set)
         grpc_slice_unref(c->details_slice);
     c->details_set = false;
+    if (c->trailer_set) {
+        grpc_slice_unref(c->trailer.key);
+        grpc_slice_unref(c->trailer.value);
+    }
+    c->trailer_set = false;
+}
+
+int grpcw_call_set_status_details_bin(grpcw_call *c, const uint8_t *data, size_t len)
+{
+    if (c->trailer_set) {
+        grpc_slice_unref(c->trailer.key);
+        grpc_slice_unref(c->trailer.value);
+    }
+    memset(&c->trailer, 0, sizeof c->trailer);
+    c->trailer.key = grpc_slice_from_static_string("grpc-status-details-bin");
+    c->trailer.value = grpc_slice_from_copied_buffer((const char *)data, len);
+    c->trailer_set = true;
+    return 0;
 }
 
 void grpcw_call_free(grpcw_call *c)
@@ -538,6 +558,10 @@ int grpcw_call_send(grpcw_call *c, void *tag, unsigned what, const grpcw_md *md,
             c->details_slice = grpc_slice_from_copied_string(details);
             c->details_set = true;
             ops[n].data.send_status_from_server.status_details = &c->details_slice;
+        }
+        if (c->trailer_set) {
+            ops[n].data.send_status_from_server.trailing_metadata_count = 1;
+            ops[n].data.send_status_from_server.trailing_metadata = &c->trailer;
         }
         n++;
     }

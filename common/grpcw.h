@@ -240,6 +240,11 @@ __attribute__((warn_unused_result))
 int grpcw_call_send(grpcw_call *call, void *tag, unsigned what, const grpcw_md *md, size_t n_md,
                     rpc_code code, const char *details);
 
+/* Attaches a `grpc-status-details-bin` trailer (a serialized
+ * google.rpc.Status: code, message, details such as RetryInfo) to the next
+ * GRPCW_SEND_STATUS; the core base64-encodes it. Copies data. Returns 0. */
+int grpcw_call_set_status_details_bin(grpcw_call *call, const uint8_t *data, size_t len);
+
 /* Releases what the completed send batch held (message, details). */
 void grpcw_call_send_done(grpcw_call *call);
 

@@ -38,25 +38,33 @@ static void harness_append_kv(char *out, size_t cap, const char *key, const char
     snprintf(out + n, cap - n, "'");
 }
 
-/* The admin URL's parameters with dbname replaced. */
-static int harness_conninfo_for(char *out, size_t cap, const char *dbname)
+/* The parameters of `base` (a URL or key=value string) with `key`
+ * replaced by `val`. */
+static int harness_conninfo_replace(char *out, size_t cap, const char *base, const char *key,
+                                    const char *val)
 {
     char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(harness_admin_url(), &err);
+    PQconninfoOption *opts = PQconninfoParse(base, &err);
     if (!opts) {
-        fprintf(stderr, "harness: bad COFFER_PG_ADMIN_URL: %s\n", err ? err : "?");
+        fprintf(stderr, "harness: bad connection string: %s\n", err ? err : "?");
         PQfreemem(err);
         return -1;
     }
     out[0] = '\0';
     for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->val || strcmp(o->keyword, "dbname") == 0)
+        if (!o->val || strcmp(o->keyword, key) == 0)
             continue;
         harness_append_kv(out, cap, o->keyword, o->val);
     }
-    harness_append_kv(out, cap, "dbname", dbname);
+    harness_append_kv(out, cap, key, val);
     PQconninfoFree(opts);
     return 0;
+}
+
+/* The admin URL's parameters with dbname replaced. */
+static int harness_conninfo_for(char *out, size_t cap, const char *dbname)
+{
+    return harness_conninfo_replace(out, cap, harness_admin_url(), "dbname", dbname);
 }
 
 static PGconn *harness_admin_connect(void)
@@ -155,6 +163,46 @@ PGconn *harness_connect(const harness_db *db)
     PGconn *c = PQconnectdb(db->conninfo);
     if (PQstatus(c) != CONNECTION_OK) {
         fprintf(stderr, "harness: cannot connect to %s: %s", db->name, PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Creates HARNESS_APP_ROLE when the cluster lacks it (as scripts/stack
+ * does), tolerating a concurrent test doing the same. */
+static int harness_ensure_app_role(void)
+{
+    PGconn *admin = harness_admin_connect();
+    if (!admin)
+        return -1;
+    int rc = harness_exec(admin,
+        "DO $$\n"
+        "BEGIN\n"
+        "    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '" HARNESS_APP_ROLE "') THEN\n"
+        "        BEGIN\n"
+        "            CREATE ROLE " HARNESS_APP_ROLE " LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE coffer_app;\n"
+        "        EXCEPTION WHEN duplicate_object OR unique_violation THEN\n"
+        "            NULL;\n"
+        "        END;\n"
+        "    END IF;\n"
+        "END\n"
+        "$$");
+    PQfinish(admin);
+    return rc;
+}
+
+PGconn *harness_db_connect_app(const harness_db *db)
+{
+    char conninfo[sizeof db->conninfo + 64];
+    if (harness_ensure_app_role() != 0)
+        return NULL;
+    if (harness_conninfo_replace(conninfo, sizeof conninfo, db->conninfo, "user", HARNESS_APP_ROLE) != 0)
+        return NULL;
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "harness: cannot connect to %s as %s: %s", db->name, HARNESS_APP_ROLE,
+                PQerrorMessage(c));
         PQfinish(c);
         return NULL;
     }

@@ -27,6 +27,16 @@ void harness_db_drop(harness_db *db);
 /* Opens a connection to db; NULL (printed) on failure. */
 PGconn *harness_connect(const harness_db *db);
 
+/* The login role coffer-api uses (scripts/stack creates it; a member of
+ * coffer_app, not superuser, owner of nothing). */
+#define HARNESS_APP_ROLE "coffer_api"
+
+/* Opens a connection to db as HARNESS_APP_ROLE, so a test sees what
+ * coffer-api sees (row-level security, privileges). Creates the role with
+ * the admin connection when the cluster lacks it (db must be migrated:
+ * coffer_app comes from the migrations). NULL (printed) on failure. */
+PGconn *harness_db_connect_app(const harness_db *db);
+
 /* Runs SQL that returns one value; copies it into out. -1 on error. */
 __attribute__((warn_unused_result))
 int harness_query_value(PGconn *conn, char *out, size_t out_len, const char *sql);

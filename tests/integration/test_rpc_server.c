@@ -2,6 +2,8 @@
  * client helper (rpc_client) and the raw wrapper (grpcw): typed calls and
  * metadata, the generic failures, the auth and rate hooks, deadlines,
  * concurrency, overload and a drain. */
+#include "google/rpc/error_details.pb-c.h"
+#include "google/rpc/status.pb-c.h"
 #include "coffer/v1/system.pb-c.h"
 #include "db_system.h"
 #include "descset.h"
@@ -64,13 +66,14 @@ static auth_resolve_result client_resolver(void *arg, auth_caller *out, const ch
 }
 
 /* Refuses admin-class calls from a "limited" client, to exercise the hook. */
-static rpc_code deny_admin_rate(void *arg, char *msg, size_t msg_len, const auth_caller *caller,
-                                rpc_rate_class rate)
+static rpc_code deny_admin_rate(void *arg, char *msg, size_t msg_len, int64_t *retry_after_ms,
+                                const auth_caller *caller, rpc_rate_class rate)
 {
     (void)caller;
     int *on = arg;
     if (*on && rate == RPC_RATE_ADMIN) {
-        snprintf(msg, msg_len, "admin calls are rate limited; retry in 1s");
+        snprintf(msg, msg_len, "admin calls are rate limited; retry in 1.5s");
+        *retry_after_ms = 1500;
         return RPC_RESOURCE_EXHAUSTED;
     }
     return RPC_OK;
@@ -93,7 +96,8 @@ static void fixture_start(fixture *f, unsigned workers, unsigned max_queued)
     f->ds = descset_new(err, sizeof err, coffer_api_descriptor_set, coffer_api_descriptor_set_len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->ds);
     f->table = rpc_table_new();
-    f->svcs = (api_services){f->h, &f->probe, 8, now_ms(), f->ds, f->table};
+    f->svcs = (api_services){.health = f->h, .db_probe = &f->probe, .db_pool_size = 8, .started_ms = now_ms(),
+                             .descriptors = f->ds, .table = f->table};
     CU_ASSERT_EQUAL_FATAL(api_services_register(f->table, err, sizeof err, &f->svcs), 0);
     f->au = auth_new(err, sizeof err, admin_token);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->au);
@@ -283,6 +287,26 @@ static void test_auth_and_rate_hooks(void)
     rate_limit_on = 1;
     CU_ASSERT_EQUAL(diagnose(c, &r, hdr, 0, 5000, NULL), RPC_RESOURCE_EXHAUSTED);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "rate limited"));
+    {
+        /* The delay travels as google.rpc.Status { details: [RetryInfo] }. */
+        size_t n = 0;
+        const char *bin = grpcw_md_list_get(&r.trailing_md, &n, "grpc-status-details-bin");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(bin);
+        Google__Rpc__Status *st = google__rpc__status__unpack(NULL, n, (const uint8_t *)bin);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+        CU_ASSERT_EQUAL(st->code, RPC_RESOURCE_EXHAUSTED);
+        CU_ASSERT_PTR_NOT_NULL(strstr(st->message, "rate limited"));
+        CU_ASSERT_EQUAL_FATAL(st->n_details, 1);
+        CU_ASSERT_STRING_EQUAL(st->details[0]->type_url, "type.googleapis.com/google.rpc.RetryInfo");
+        Google__Rpc__RetryInfo *ri = google__rpc__retry_info__unpack(NULL, st->details[0]->value.len,
+                                                                      st->details[0]->value.data);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ri);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ri->retry_delay);
+        CU_ASSERT_EQUAL(ri->retry_delay->seconds, 1);
+        CU_ASSERT_EQUAL(ri->retry_delay->nanos, 500000000);
+        google__rpc__retry_info__free_unpacked(ri, NULL);
+        google__rpc__status__free_unpacked(st, NULL);
+    }
     rpc_call_result_dispose(&r);
     rate_limit_on = 0;
 

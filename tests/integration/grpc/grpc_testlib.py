@@ -141,6 +141,8 @@ class Server:
             'db.application_name': self.application_name,
             'grpc.listen': '127.0.0.1:0',
             'auth.admin_token': self.token,
+            'auth.api_key_secret': secrets.token_hex(32),
+            'secrets.key': secrets.token_hex(32),
         }
         conf.update(settings or {})
         self.conf_path = os.path.join(self.dir, 'coffer-api.conf')

@@ -32,7 +32,15 @@ static void test_rpc_table_services(void)
     memset(&s, 0, sizeof s);
     s.table = t;
     CU_ASSERT_EQUAL_FATAL(api_services_register(t, err, sizeof err, &s), 0);
-    CU_ASSERT_EQUAL(rpc_table_count(t), 5);
+    CU_ASSERT_TRUE(rpc_table_count(t) >= 14); /* system 2, health 2, reflection 1, webhook 1, client 5, user 3, ... */
+    const rpc_row *reg = rpc_table_find(t, "/coffer.v1.ClientService/RegisterClient");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(reg);
+    CU_ASSERT_EQUAL(reg->def->access, RPC_ACCESS_ADMIN);
+    CU_ASSERT_TRUE(reg->def->flags & RPC_F_MUTATES);
+    const rpc_row *cu = rpc_table_find(t, "/coffer.v1.UserService/CreateUser");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cu);
+    CU_ASSERT_EQUAL(cu->def->access, RPC_ACCESS_CLIENT);
+    CU_ASSERT_EQUAL(cu->def->rate, RPC_RATE_WRITE);
     const rpc_row *r = rpc_table_find(t, "/coffer.v1.SystemService/GetInfo");
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     CU_ASSERT_EQUAL(r->def->access, RPC_ACCESS_ANYONE);

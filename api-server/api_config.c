@@ -1,10 +1,13 @@
 #include "api_config.h"
 
+#include "evm_rpc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const api_log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const api_unstake_orders[] = {"smallest", "proportional", NULL};
 
 static const config_option api_options[] = {
     {"db.url", CONFIG_STRING, CONFIG_REQUIRED | CONFIG_SECRET, NULL, 0, 0, NULL,
@@ -74,6 +77,58 @@ static const config_option api_options[] = {
      "rate-limit buckets kept in memory (least recently used evicted beyond)"},
     {"metrics.listen", CONFIG_STRING, 0, NULL, 0, 0, NULL,
      "serve Prometheus /metrics over HTTP on this IPv4 host:port (port 0: any free port; unset: off)"},
+    /* coffer-signer (docs/signer.md): custodial wallets are generated and used through it */
+    {"signer.socket", CONFIG_PATH, 0, NULL, 0, 0, NULL,
+     "coffer-signer's Unix socket (unset: no signer; RegisterClient is refused, since every client needs a wallet)"},
+    {"signer.pool_size", CONFIG_INT, 0, "4", 1, 64, NULL,
+     "connections kept open to coffer-signer"},
+    {"signer.timeout", CONFIG_DURATION, 0, "5s", 100, 60000, NULL,
+     "how long one signer call may take, waiting for a connection included"},
+    /* coffer-api signer-policy: the limits written into the generated policy */
+    {"signer.policy.max_gas_limit", CONFIG_INT, 0, "3000000", 21000, 30000000, NULL,
+     "signer-policy: max_gas_limit of every chain"},
+    {"signer.policy.max_fee_per_gas", CONFIG_STRING, 0, "500000000000", 0, 0, NULL,
+     "signer-policy: max_fee_per_gas (wei, decimal) of every chain"},
+    {"signer.policy.native_daily_limit", CONFIG_STRING, 0, "1000000000000000000", 0, 0, NULL,
+     "signer-policy: native daily_limit per key (wei, decimal): gas for a day, value is always 0"},
+    {"signer.policy.payout_daily_limit", CONFIG_STRING, 0, "1000000000000", 0, 0, NULL,
+     "signer-policy: each token's daily_limit per key (base units, decimal): transfers to any address (payouts)"},
+    {"signer.policy.approve_max", CONFIG_STRING, 0, "1000000000000", 0, 0, NULL,
+     "signer-policy: largest ERC-20 approve to a protocol (base units, decimal)"},
+    {"signer.policy.min_bump_pct", CONFIG_INT, 0, "10", 1, 1000, NULL,
+     "signer-policy: a fee replacement raises both fees by at least this percentage"},
+    {"signer.policy.max_replacements", CONFIG_INT, 0, "5", 0, 100, NULL,
+     "signer-policy: fee replacements per nonce (0: none)"},
+    /* the chain (docs/chain.md): the client, then the transaction lifecycle */
+    EVM_RPC_CONFIG_OPTIONS,
+    {"evm.gas_margin_pct", CONFIG_INT, 0, "25", 0, 500, NULL,
+     "gas limit = eth_estimateGas + this percentage (interest-bearing calls cost more a block later)"},
+    {"evm.replace_after", CONFIG_DURATION, 0, "120s", 0, 86400000, NULL,
+     "a transaction not mined this long after its first broadcast is replaced with bumped fees (0: never)"},
+    {"evm.replace_bump_pct", CONFIG_INT, 0, "15", 10, 1000, NULL,
+     "a replacement raises both EIP-1559 fees by this percentage (nodes and the signer ask at least 10)"},
+    /* background jobs (ops_jobs.h, job_sched.h) */
+    {"jobs.scheduler", CONFIG_BOOL, 0, "true", 0, 0, NULL,
+     "run the background jobs in this process at the intervals below (RunJob works either way)"},
+    {"jobs.staking.interval", CONFIG_DURATION, 0, "10m", 0, 604800000, NULL, "staking job interval (0: never)"},
+    {"jobs.accrual.interval", CONFIG_DURATION, 0, "24h", 0, 604800000, NULL, "accrual job interval (0: never)"},
+    {"jobs.withdrawals.interval", CONFIG_DURATION, 0, "5m", 0, 604800000, NULL,
+     "withdrawals job interval (0: never)"},
+    {"jobs.deposit_watch.interval", CONFIG_DURATION, 0, "15s", 0, 604800000, NULL,
+     "deposit_watch job interval (0: never)"},
+    {"jobs.receipts.interval", CONFIG_DURATION, 0, "10s", 0, 604800000, NULL, "receipts job interval (0: never)"},
+    {"jobs.staking_min_idle", CONFIG_STRING, 0, "1000000", 0, 0, NULL,
+     "staking deploys a vault's idle assets only above this many base units (decimal)"},
+    {"jobs.accrual_dust", CONFIG_STRING, 0, "100", 0, 0, NULL,
+     "accrual: positions this many base units below the book are protocol rounding (nothing accrued), not a loss"},
+    {"jobs.unstake_order", CONFIG_ENUM, 0, "smallest", 0, 0, api_unstake_orders,
+     "which allocations unstake first for withdrawals: smallest first, or proportional to their book"},
+    {"jobs.deposit_watch_blocks", CONFIG_INT, 0, "1000", 1, 100000, NULL,
+     "blocks deposit_watch scans per run"},
+    {"jobs.deposit_watch_backfill", CONFIG_INT, 0, "1000", 0, 10000000, NULL,
+     "deposit_watch's first run starts this many blocks below the chain head"},
+    {"treasury.wait", CONFIG_DURATION, 0, "60s", 1000, 600000, NULL,
+     "how long ExecuteDeposit/ExecuteWithdrawal wait for each transaction to be mined"},
     {"health.interval", CONFIG_DURATION, 0, "1s", 100, 60000, NULL,
      "how often component health (PostgreSQL, ...) is probed; answers are cached between"},
     {"health.probe_timeout", CONFIG_DURATION, 0, "1s", 100, 30000, NULL,

@@ -9,7 +9,7 @@
  *                                                  .response = out});
  *
  * ledger_run borrows a pooled connection (waiting no longer than the
- * call's deadline), BEGINs, sets the tenant for row-level security
+ * call's deadline), BEGINs (queued: see ledger_defer), sets the tenant for row-level security
  * (set_config('coffer.client_id', <caller's client id>, true) for a
  * client's call; set_config('coffer.scope', 'platform', true) for the
  * operator and for background jobs), sets statement_timeout to the time
@@ -44,6 +44,11 @@
  * a body returns the failure at once (avoid expected failures with ON
  * CONFLICT or a SELECT first). A re-run starts from a freshly initialized
  * options->response.
+ *
+ * Statements go out through libpq's pipeline mode (ledger_defer queues
+ * those whose rows are not needed), and those with parameters run as
+ * named prepared statements, prepared once per connection ("ldb_" + a
+ * hash of the SQL text; a vanished one re-runs the transaction).
  *
  * Amounts travel as NUMERIC(78,0) text: parameters are decimal strings
  * (u256_to_dec), results are parsed strictly with ledger_get_u256. */
@@ -106,6 +111,8 @@ rpc_code ledger_run_plain(db_pool *pool, const char *client_id, unsigned timeout
 
 /* The call the transaction serves (NULL under ledger_run_plain). */
 rpc_ctx *ledger_tx_ctx(const ledger_tx *tx);
+/* The connection: statements queued by ledger_defer (the BEGIN included)
+ * may not have been sent yet; call ledger_flush before using it. */
 PGconn *ledger_tx_conn(const ledger_tx *tx);
 
 /* The caller's client id ("" for the operator and jobs). */
@@ -156,9 +163,35 @@ void ledger_bytea_param(char *out, const uint8_t *in, size_t len);
 __attribute__((warn_unused_result))
 int ledger_get_bytea(uint8_t *out, size_t cap, size_t *len, const PGresult *res, int row, int col);
 
+/* Queues a statement whose rows are not needed: it is sent, with
+ * whatever else is queued, in one libpq pipeline (one round trip) together
+ * with the next ledger_query/ledger_exec or with COMMIT. sql is borrowed
+ * until then (use a string literal); the parameters are copied. A failure
+ * is mapped as for ledger_exec but reported later: by the statement it
+ * was sent with, or by the commit (the transaction then rolls back, and
+ * re-runs on 40001/40P01). A statement whose row count matters must check
+ * it in SQL so that a mismatch aborts the transaction before its COMMIT,
+ * e.g. WITH w AS (UPDATE ... RETURNING 1) SELECT coffer_expect_rows((SELECT
+ * count(*) FROM w), 1, 'what') (migration 0005; SQLSTATE XX001 maps to
+ * INTERNAL). ledger_run's own BEGIN and settings are queued the same way,
+ * so the body's first statement shares their round trip. Returns RPC_OK,
+ * or RESOURCE_EXHAUSTED (out of memory), or the failure of a flush forced
+ * by a full queue. */
+__attribute__((warn_unused_result))
+rpc_code ledger_defer(ledger_tx *tx, const char *sql, int n_params, const char *const *params);
+
+/* Sends what is queued now (ledger_exec and ledger_query do it
+ * themselves; needed only before using ledger_tx_conn directly). Returns
+ * RPC_OK or the first queued statement's mapped failure. */
+__attribute__((warn_unused_result))
+rpc_code ledger_flush(ledger_tx *tx);
+
 /* Appends one row to the audit log in this transaction (the database
- * chains its hash). details_json: a JSON object ("{}" when nothing more).
- * entity_id and client_id may be NULL. */
+ * chains its hash: one chain per client, migration 0005). Queued like
+ * ledger_defer: written last in a body, it reaches the server together
+ * with COMMIT, so the chain's lock is held for no extra round trip.
+ * details_json: a JSON object ("{}" when nothing more). entity_id and
+ * client_id may be NULL. */
 __attribute__((warn_unused_result))
 rpc_code ledger_audit(ledger_tx *tx, const char *action, const char *entity_type, const char *entity_id,
                       const char *client_id, const char *details_json);

@@ -2,12 +2,14 @@
  *   coffer-api serve [--config FILE] [--db-url URL] [--log-level L]
  *   coffer-api status [--target ADDR] [--timeout-ms N] [--tls-ca FILE] [--tls-name NAME]
  *   coffer-api migrate [--config FILE] [--db-url URL] [--status]
- *   coffer-api config [--config FILE]      (effective settings, secrets redacted) */
+ *   coffer-api config [--config FILE]      (effective settings, secrets redacted)
+ *   coffer-api signer-policy [--config FILE] [--chain ID] [--check FILE] */
 #include "api_config.h"
 #include "coffer_version.h"
 #include "log.h"
 #include "migrate.h"
 #include "serve.h"
+#include "signer_policy.h"
 
 #include <getopt.h>
 #include <libpq-fe.h>
@@ -26,6 +28,8 @@ static void api_usage(FILE *out)
             "  status     ask a running server for its health and info (exit 0: SERVING)\n"
             "  migrate    apply pending database migrations (each in its own transaction)\n"
             "  config     print the effective configuration (secrets redacted) and its keys\n"
+            "  signer-policy  print coffer-signer's policy as the supported protocols imply it\n"
+            "             (--chain ID; --check FILE compares a deployed one: exit 1 on differences)\n"
             "  version    print version and commit\n"
             "\n"
             "options:\n"
@@ -252,6 +256,8 @@ int main(int argc, char **argv)
         return api_cmd_migrate(argc - 1, argv + 1);
     if (strcmp(argv[1], "config") == 0)
         return api_cmd_config(argc - 1, argv + 1);
+    if (strcmp(argv[1], "signer-policy") == 0)
+        return signer_policy_main(argc - 1, argv + 1, environ);
     fprintf(stderr, "coffer-api: unknown command \"%s\"\n\n", argv[1]);
     api_usage(stderr);
     return 2;

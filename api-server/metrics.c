@@ -1,6 +1,7 @@
 /* metrics: see metrics.h. */
 #include "metrics.h"
 
+#include "evm_rpc.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -255,6 +256,55 @@ static void metrics_jobs_and_signer(metrics_buf *b)
     mb_histogram(b, "coffer_signer_request_duration_seconds", "result=\"failed\"", &metrics_signer_failed);
 }
 
+/* The chain client's counters (docs/chain.md, Metrics). */
+static void metrics_evm(metrics_buf *b, const api_metrics_options *o)
+{
+    if (!o->evm)
+        return;
+    evm_rpc_stats *st = malloc(sizeof *st);
+    if (!st) {
+        b->oom = true;
+        return;
+    }
+    evm_rpc_stats_snapshot(o->evm, st);
+    char q[EVM_RPC_LABEL_MAX * 2 + 8];
+    mb_printf(b, "# HELP coffer_evm_requests_total JSON-RPC requests made, by endpoint and method.\n"
+                 "# TYPE coffer_evm_requests_total counter\n");
+    for (size_t e = 0; e < st->n_endpoints; e++)
+        for (int m = 0; m < EVM_METHOD_COUNT; m++)
+            if (st->endpoints[e].method_requests[m])
+                mb_printf(b, "coffer_evm_requests_total{endpoint=\"%s\",method=\"%s\"} %llu\n",
+                          mb_label(q, sizeof q, st->endpoints[e].label), evm_method_name((evm_method)m),
+                          (unsigned long long)st->endpoints[e].method_requests[m]);
+    mb_printf(b, "# HELP coffer_evm_failures_total JSON-RPC requests that failed (transport, HTTP, garbled answers).\n"
+                 "# TYPE coffer_evm_failures_total counter\n");
+    for (size_t e = 0; e < st->n_endpoints; e++)
+        for (int m = 0; m < EVM_METHOD_COUNT; m++)
+            if (st->endpoints[e].method_failures[m])
+                mb_printf(b, "coffer_evm_failures_total{endpoint=\"%s\",method=\"%s\"} %llu\n",
+                          mb_label(q, sizeof q, st->endpoints[e].label), evm_method_name((evm_method)m),
+                          (unsigned long long)st->endpoints[e].method_failures[m]);
+    mb_printf(b, "# HELP coffer_evm_breaker_state Circuit breaker per endpoint (0 closed, 1 open, 2 half-open).\n"
+                 "# TYPE coffer_evm_breaker_state gauge\n");
+    for (size_t e = 0; e < st->n_endpoints; e++)
+        mb_printf(b, "coffer_evm_breaker_state{endpoint=\"%s\"} %d\n", mb_label(q, sizeof q, st->endpoints[e].label),
+                  st->endpoints[e].state == EVM_BREAKER_OPEN ? 1 : st->endpoints[e].state == EVM_BREAKER_HALF_OPEN ? 2 : 0);
+    mb_printf(b, "# HELP coffer_evm_breaker_opened_total Times an endpoint's breaker opened.\n"
+                 "# TYPE coffer_evm_breaker_opened_total counter\n");
+    for (size_t e = 0; e < st->n_endpoints; e++)
+        mb_printf(b, "coffer_evm_breaker_opened_total{endpoint=\"%s\"} %llu\n",
+                  mb_label(q, sizeof q, st->endpoints[e].label), (unsigned long long)st->endpoints[e].times_opened);
+    mb_printf(b, "# HELP coffer_evm_endpoint_disabled 1 when the endpoint serves another chain.\n"
+                 "# TYPE coffer_evm_endpoint_disabled gauge\n");
+    for (size_t e = 0; e < st->n_endpoints; e++)
+        mb_printf(b, "coffer_evm_endpoint_disabled{endpoint=\"%s\"} %d\n",
+                  mb_label(q, sizeof q, st->endpoints[e].label), st->endpoints[e].disabled ? 1 : 0);
+    mb_printf(b, "# HELP coffer_evm_retries_total Back-off sleeps before another pass over the endpoints.\n"
+                 "# TYPE coffer_evm_retries_total counter\ncoffer_evm_retries_total %llu\n",
+              (unsigned long long)st->retries);
+    free(st);
+}
+
 char *api_metrics_render(const api_metrics_options *o, size_t *len)
 {
     metrics_buf b = {malloc(16384), 0, 16384, false};
@@ -265,6 +315,7 @@ char *api_metrics_render(const api_metrics_options *o, size_t *len)
     metrics_db(&b, o);
     metrics_health(&b, o);
     metrics_jobs_and_signer(&b);
+    metrics_evm(&b, o);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t up_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - o->started_ms;

@@ -16,6 +16,12 @@
  *   coffer_outbox_backlog, coffer_outbox_oldest_seconds gauge (read from the
  *                                                       database at scrape;
  *                                                       absent when it cannot be read)
+ *   coffer_evm_requests_total{endpoint,method}          counter (evm_rpc_stats_snapshot)
+ *   coffer_evm_failures_total{endpoint,method}          counter
+ *   coffer_evm_breaker_state{endpoint}                  gauge 0 closed, 1 open, 2 half-open
+ *   coffer_evm_breaker_opened_total{endpoint}           counter
+ *   coffer_evm_endpoint_disabled{endpoint}              gauge 1 when it serves another chain
+ *   coffer_evm_retries_total                            counter
  *   coffer_uptime_seconds                               gauge
  *
  * Only GET /metrics is answered (anything else 404/405). The endpoint
@@ -42,6 +48,7 @@ typedef struct {
     db_pool *db;               /* borrowed; may be NULL */
     health *health;            /* borrowed; may be NULL */
     int64_t started_ms;        /* CLOCK_MONOTONIC ms at start */
+    struct evm_rpc *evm;       /* borrowed; may be NULL (no chain): coffer_evm_* */
 } api_metrics_options;
 
 /* Starts the listener. Returns it, or NULL with err saying why. */

@@ -110,6 +110,21 @@ static const struct {
      "ON d.vault_id = p.vault_id AND d.end_user_id = p.end_user_id "
      "WHERE p.kind = 'user' AND ($1::uuid IS NULL OR p.vault_id = $1::uuid) "
      "AND p.total_deposited <> coalesce(d.s, 0)"},
+    /* Invariant 6: per (wallet, chain) the nonces signed are contiguous
+     * (every signed row holds one; a replacement repeats its nonce), and
+     * the next nonce is past them. */
+    {"nonces_contiguous",
+     "SELECT '', format('wallet 0x%s on chain %s: signed nonces %s..%s hold only %s distinct values', "
+     "encode(wallet_address, 'hex'), chain_id, min(nonce), max(nonce), count(DISTINCT nonce)) "
+     "FROM chain_transactions WHERE nonce IS NOT NULL AND raw_tx IS NOT NULL AND ($1::uuid IS NULL OR client_id = "
+     "(SELECT client_id FROM client_vaults WHERE id = $1::uuid)) GROUP BY chain_id, wallet_address "
+     "HAVING max(nonce) - min(nonce) + 1 <> count(DISTINCT nonce)"},
+    {"nonces_contiguous",
+     "SELECT '', format('wallet 0x%s on chain %s: next_nonce %s, but nonce %s was signed', "
+     "encode(n.wallet_address, 'hex'), n.chain_id, n.next_nonce, t.m) FROM wallet_nonces n JOIN LATERAL "
+     "(SELECT max(nonce) AS m FROM chain_transactions c WHERE c.chain_id = n.chain_id AND c.wallet_address = "
+     "n.wallet_address AND c.nonce IS NOT NULL) t ON true WHERE t.m >= n.next_nonce AND ($1::uuid IS NULL OR "
+     "n.client_id = (SELECT client_id FROM client_vaults WHERE id = $1::uuid))"},
     {"payable_sum",
      "SELECT v.id, format('withdrawals_payable %s, burned unpaid withdrawals %s', v.withdrawals_payable, "
      "coalesce(sum(w.amount), 0)) FROM client_vaults v LEFT JOIN withdrawals w ON w.vault_id = v.id "

@@ -22,6 +22,8 @@ static const order_transition order_table[] = {
     T(DEPOSIT_CRYPTO, INITIATED, EXPIRED),
     T(DEPOSIT_CRYPTO, INITIATED, FAILED),
     T(DEPOSIT_CRYPTO, PROVIDER_CONFIRMING, FAILED),
+    T(DEPOSIT_CRYPTO, PROVIDER_CONFIRMING, INITIATED), /* a reorg took the transfer back (migration 0004) */
+
     /* fiat deposit: banking provider, then on-ramp */
     T(DEPOSIT_FIAT, NONE, INITIATED),
     T(DEPOSIT_FIAT, INITIATED, SENT_TO_PROVIDER),

@@ -129,26 +129,37 @@ void rpc_access_log(rpc_ctx *c, const char *method)
     if (c->authenticated)
         auth_caller_name(&c->caller, caller, sizeof caller);
     else
-        snprintf(caller, sizeof caller, "unauthenticated");
-    log_quote(qmethod, sizeof qmethod, method);
+        memcpy(caller, "unauthenticated", sizeof "unauthenticated");
     rpc_code code = c->code;
     int64_t duration_us = rpc_now_us() - c->t0_us;
     rpc_stats_record(c->row ? &c->row->stats : &c->srv->unknown_stats, code, duration_us);
     log_level level = code == RPC_INTERNAL || code == RPC_UNKNOWN || code == RPC_DATA_LOSS ? LOG_WARN : LOG_INFO;
+    /* Built with appenders, not printf: this runs once per call, often on
+     * the completion-queue thread. */
+    char f[1024];
+    size_t n = 0;
+    log_put_str(f, sizeof f, &n, "method=");
+    log_put_str(f, sizeof f, &n, log_quote(qmethod, sizeof qmethod, method));
+    log_put_str(f, sizeof f, &n, " code=");
+    log_put_str(f, sizeof f, &n, rpc_code_name(code));
+    log_put_str(f, sizeof f, &n, " duration_us=");
+    log_put_u64(f, sizeof f, &n, duration_us > 0 ? (uint64_t)duration_us : 0);
+    log_put_str(f, sizeof f, &n, " caller=");
+    log_put_str(f, sizeof f, &n, caller);
+    log_put_str(f, sizeof f, &n, " peer=");
+    log_put_str(f, sizeof f, &n, peer);
+    log_put_str(f, sizeof f, &n, " bytes_in=");
+    log_put_u64(f, sizeof f, &n, c->bytes_in);
+    log_put_str(f, sizeof f, &n, " bytes_out=");
+    log_put_u64(f, sizeof f, &n, c->bytes_out);
+    if (code != RPC_OK) {
+        log_put_str(f, sizeof f, &n, " message=");
+        log_put_str(f, sizeof f, &n, log_quote(qmsg, sizeof qmsg, c->msg[0] ? c->msg : rpc_code_name(code)));
+    }
     char line[4096];
-    size_t n;
-    if (code == RPC_OK)
-        n = log_format(line, sizeof line, level, "rpc.call",
-                       "method=%s code=OK duration_us=%lld caller=%s peer=%s bytes_in=%zu bytes_out=%zu", qmethod,
-                       (long long)duration_us, caller, peer, c->bytes_in, c->bytes_out);
-    else
-        n = log_format(line, sizeof line, level, "rpc.call",
-                       "method=%s code=%s duration_us=%lld caller=%s peer=%s bytes_in=%zu bytes_out=%zu message=%s",
-                       qmethod, rpc_code_name(code), (long long)duration_us, caller, peer,
-                       c->bytes_in, c->bytes_out,
-                       log_quote(qmsg, sizeof qmsg, c->msg[0] ? c->msg : rpc_code_name(code)));
-    if (n)
-        rpc_access_emit(line, n);
+    size_t len = log_format_fields(line, sizeof line, level, "rpc.call", f, n);
+    if (len)
+        rpc_access_emit(line, len);
 }
 
 /* ---- job queue ---------------------------------------------------------------------- */

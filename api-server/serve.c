@@ -2,22 +2,27 @@
 
 #include "apikey.h"
 #include "auth.h"
+#include "chain_jobs.h"
 #include "coffer/v1/system.pb-c.h"
 #include "coffer_version.h"
 #include "db_pool.h"
 #include "db_system.h"
 #include "descset.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "evm_rpc.h"
 #include "health.h"
+#include "job_sched.h"
 #include "ledger_db.h"
 #include "log.h"
 #include "metrics.h"
+#include "ops_jobs.h"
 #include "ratelimit.h"
 #include "rpc_client.h"
 #include "rpc_server.h"
 #include "sealbox.h"
 #include "secmem.h"
 #include "services.h"
+#include "signer_client.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -90,6 +95,65 @@ static const char *serve_str(const config *cfg, const char *key)
     return config_get_string(cfg, &v, key) == 0 ? v : NULL;
 }
 
+/* The signer component: Status answered within the client's timeout. */
+static int serve_signer_probe(void *arg, char *detail, size_t detail_len, unsigned timeout_ms)
+{
+    (void)timeout_ms; /* signer.timeout bounds the call */
+    signer_status_info info;
+    signer_error e;
+    if (signer_client_status(arg, &info, &e, "health") == SIGNER_OK)
+        return 0;
+    snprintf(detail, detail_len, "coffer-signer: %s: %s", signer_status_name(e.status), e.message);
+    return -1;
+}
+
+static void serve_signer_observe(void *arg, bool answered, int64_t duration_us)
+{
+    (void)arg;
+    api_metrics_signer(answered, duration_us);
+}
+
+/* The chain component: eth_chainId (must be the configured chain) and the
+ * head block number. Not required: a chain outage stops deposits being
+ * seen and transactions being sent, but the ledger's reads and writes go
+ * on, so health stays SERVING (docs/chain.md). */
+typedef struct {
+    evm_rpc *evm;
+    uint64_t chain_id;
+} serve_chain_probe_arg;
+
+static int serve_chain_probe(void *arg, char *detail, size_t detail_len, unsigned timeout_ms)
+{
+    (void)timeout_ms; /* evm.timeout bounds each request */
+    const serve_chain_probe_arg *a = arg;
+    uint64_t id = 0, head = 0;
+    evm_rpc_error ee;
+    evm_err e = evm_rpc_chain_id(a->evm, &id, &ee);
+    if (e == EVM_OK && id != a->chain_id) {
+        snprintf(detail, detail_len, "the node serves chain %llu, not %llu", (unsigned long long)id,
+                 (unsigned long long)a->chain_id);
+        return -1;
+    }
+    if (e == EVM_OK)
+        e = evm_rpc_block_number(a->evm, &head, &ee);
+    if (e != EVM_OK) {
+        snprintf(detail, detail_len, "%s: %s", evm_err_name(e), ee.message);
+        return -1;
+    }
+    snprintf(detail, detail_len, "block %llu", (unsigned long long)head);
+    return 0;
+}
+
+static int64_t serve_u256_cfg(u256 *out, const config *cfg, const char *key)
+{
+    const char *v = NULL;
+    if (config_get_string(cfg, &v, key) != 0 || !v || u256_from_dec_str(out, v) != 0) {
+        fprintf(stderr, "coffer-api serve: %s must be a decimal amount of base units\n", key);
+        return -1;
+    }
+    return 0;
+}
+
 /* Waits for SIGTERM/SIGINT; SIGHUP is logged and ignored. */
 static int serve_wait_signal(const sigset_t *set)
 {
@@ -146,6 +210,12 @@ int serve_run(const config *cfg)
     apikey *keys = NULL;
     sealbox *seal = NULL;
     ratelimit *rl = NULL;
+    signer_client *signer = NULL;
+    evm_rpc *evm = NULL;
+    job_sched *sched = NULL;
+    static ops_jobs_env jobs; /* borrowed by services, jobs and the lifecycle until exit */
+    serve_chain_probe_arg chain_probe = {NULL, 0};
+    char chain_name[40] = "chain";
     db_system_probe_state probe;
     memset(&probe, 0, sizeof probe);
     int64_t started_ms = serve_now_ms();
@@ -223,10 +293,90 @@ int serve_run(const config *cfg)
         goto out;
     }
 
+    /* coffer-signer: wallets are generated and used through it; when it is
+     * configured, serving requires it (API.md: SERVING only when the
+     * database and the signer answer). */
+    const char *signer_socket = serve_str(cfg, "signer.socket");
+    if (signer_socket && signer_socket[0]) {
+        signer_client_options sco = {
+            .socket_path = signer_socket,
+            .pool_size = (unsigned)serve_int(cfg, "signer.pool_size"),
+            .call_timeout_ms = (int)serve_ms(cfg, "signer.timeout"),
+            .observe = serve_signer_observe,
+        };
+        if (sco.connect_timeout_ms == 0 && sco.call_timeout_ms < 1000)
+            sco.connect_timeout_ms = sco.call_timeout_ms;
+        if (signer_client_new(&signer, &sco) != 0) {
+            fprintf(stderr, "coffer-api serve: signer.socket %s: not a usable socket path\n", signer_socket);
+            goto out;
+        }
+    } else {
+        log_warn("serve.signer", "state=not_configured effect=\"RegisterClient refused: no wallets can be created\"");
+    }
+
+    /* The chain (docs/chain.md): one client for evm.chain_id over
+     * evm.endpoints; endpoints serving another chain are disabled. */
+    evm_rpc_options eo;
+    evm_fee_policy fee_policy;
+    bool evm_on = false;
+    evm_rpc_options_init(&eo);
+    evm_fee_policy_init(&fee_policy);
+    if (evm_rpc_options_from_config(&eo, &fee_policy, &evm_on, err, sizeof err, cfg) != 0) {
+        fprintf(stderr, "coffer-api serve: %s\n", err);
+        goto out;
+    }
+    if (evm_on) {
+        evm_rpc_error ee;
+        if (eo.chain_id == 0) {
+            fprintf(stderr, "coffer-api serve: evm.chain_id is required with evm.endpoints\n");
+            goto out;
+        }
+        if (evm_rpc_new(&evm, &ee, &eo) != EVM_OK) {
+            fprintf(stderr, "coffer-api serve: evm: %s\n", ee.message);
+            goto out;
+        }
+        evm_err ve = evm_rpc_verify_chain(evm, &ee);
+        if (ve == EVM_ERR_CHAIN_MISMATCH)
+            log_error("serve.chain", "result=mismatch message=\"%s\"", ee.message);
+        else if (ve != EVM_OK)
+            log_warn("serve.chain", "result=%s message=\"%s\" effect=\"checked again by the health probe\"",
+                     evm_err_name(ve), ee.message);
+        chain_probe.evm = evm;
+        chain_probe.chain_id = eo.chain_id;
+        snprintf(chain_name, sizeof chain_name, "chain:%llu", (unsigned long long)eo.chain_id);
+    } else {
+        log_warn("serve.chain", "state=not_configured effect=\"no deposits seen, no transactions sent\"");
+    }
+    /* The jobs and the transaction lifecycle. */
+    memset(&jobs, 0, sizeof jobs);
+    jobs.pool = pool;
+    jobs.timeout_ms = 30000;
+    jobs.has_chain = evm && signer;
+    jobs.chain.pool = pool;
+    jobs.chain.evm = evm;
+    jobs.chain.signer = signer;
+    jobs.chain.chain_id = eo.chain_id;
+    jobs.chain.fees = fee_policy;
+    jobs.chain.gas_margin_pct = (unsigned)serve_int(cfg, "evm.gas_margin_pct");
+    jobs.chain.confirmations = (uint64_t)serve_int(cfg, "evm.confirmations");
+    jobs.chain.replace_after_ms = serve_ms(cfg, "evm.replace_after");
+    jobs.chain.bump_pct = (unsigned)serve_int(cfg, "evm.replace_bump_pct");
+    jobs.chain.db_timeout_ms = 10000;
+    jobs.chain.settle = chain_jobs_settle;
+    jobs.chain.settle_arg = &jobs;
+    size_t order = 0;
+    jobs.unstake_proportional = config_get_enum(cfg, &order, "jobs.unstake_order") == 0 && order == 1;
+    jobs.watch_max_blocks = (uint64_t)serve_int(cfg, "jobs.deposit_watch_blocks");
+    jobs.watch_start_back = (uint64_t)serve_int(cfg, "jobs.deposit_watch_backfill");
+    jobs.treasury_wait_ms = serve_ms(cfg, "treasury.wait");
+    if (serve_u256_cfg(&jobs.staking_min_idle, cfg, "jobs.staking_min_idle") != 0 ||
+        serve_u256_cfg(&jobs.accrual_dust, cfg, "jobs.accrual_dust") != 0)
+        goto out;
+
     h = health_new((unsigned)serve_ms(cfg, "health.interval"), (unsigned)serve_ms(cfg, "health.probe_timeout"));
     if (!h || health_add_component(h, "db", true, db_system_probe, &probe) != 0 ||
-        health_add_component(h, "signer", false, NULL, NULL) != 0 ||
-        health_add_component(h, "chain", false, NULL, NULL) != 0) {
+        health_add_component(h, "signer", signer != NULL, signer ? serve_signer_probe : NULL, signer) != 0 ||
+        health_add_component(h, chain_name, false, evm ? serve_chain_probe : NULL, &chain_probe) != 0) {
         fprintf(stderr, "coffer-api serve: cannot set up health checks\n");
         goto out;
     }
@@ -250,6 +400,10 @@ int serve_run(const config *cfg)
         .profit_unlock_s = (uint32_t)serve_int(cfg, "ledger.profit_unlock_seconds"),
         .deposit_expiry_s = serve_ms(cfg, "ledger.deposit_expiry") / 1000,
         .withdrawal_eta_s = serve_ms(cfg, "ledger.withdrawal_eta") / 1000,
+        .signer = signer,
+        .evm = evm,
+        .evm_chain_id = eo.chain_id,
+        .jobs = &jobs,
     };
     if (api_services_register(table, err, sizeof err, &svcs) != 0) {
         fprintf(stderr, "coffer-api serve: RPC table: %s\n", err);
@@ -294,7 +448,7 @@ int serve_run(const config *cfg)
     if (metrics_listen) {
         api_metrics_options mo = {
             .listen = metrics_listen, .table = table, .server = srv, .db = pool, .health = h,
-            .started_ms = started_ms,
+            .started_ms = started_ms, .evm = evm,
         };
         metrics = api_metrics_start(err, sizeof err, &mo);
         if (!metrics) {
@@ -302,6 +456,26 @@ int serve_run(const config *cfg)
             goto out;
         }
         log_info("serve.metrics", "listen=%s port=%d", metrics_listen, api_metrics_port(metrics));
+    }
+    bool sched_on = true;
+    if (config_get_bool(cfg, &sched_on, "jobs.scheduler") != 0)
+        sched_on = true;
+    if (sched_on) {
+        static const char *const iv_keys[JOB_SCHED_JOBS] = {"jobs.staking.interval", "jobs.accrual.interval",
+                                                          "jobs.withdrawals.interval", "jobs.deposit_watch.interval",
+                                                          "jobs.receipts.interval"};
+        int64_t iv[JOB_SCHED_JOBS];
+        for (int i = 0; i < JOB_SCHED_JOBS; i++)
+            iv[i] = serve_ms(cfg, iv_keys[i]);
+        if (!jobs.has_chain)
+            for (int i = 0; i < JOB_SCHED_JOBS; i++)
+                if (strcmp(job_sched_names[i], "withdrawals") != 0)
+                    iv[i] = 0; /* they need the chain and the signer */
+        sched = job_sched_start(&jobs, iv);
+        if (!sched) {
+            fprintf(stderr, "coffer-api serve: cannot start the job scheduler\n");
+            goto out;
+        }
     }
     char ql[300], qu[4200];
     log_info("serve.listening", "version=%s commit=%s pid=%d listen=%s port=%d unix_socket=%s tls=%s "
@@ -317,9 +491,12 @@ int serve_run(const config *cfg)
     serve_drain(srv, h, &set, serve_ms(cfg, "grpc.shutdown_grace"));
     rc = 0;
 out:
+    job_sched_stop(sched); /* first: its jobs use everything below */
     api_metrics_stop(metrics); /* before what it reads */
     rpc_server_free(srv);
     health_free(h);
+    signer_client_free(signer); /* after the health thread and every handler */
+    evm_rpc_free(evm);
     rpc_table_free(table);
     descset_free(ds);
     ledger_db_configure((unsigned)serve_ms(cfg, "db.statement_timeout"), 86400, NULL);

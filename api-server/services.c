@@ -6,7 +6,8 @@ int api_services_register(rpc_table *t, char *err, size_t err_len, api_services 
 {
     static const rpc_service_def *const all[] = {&svc_system_def, &svc_health_def, &svc_reflection_def,
                                                   &svc_webhook_def, &svc_client_def, &svc_user_def,
-                                                  &svc_deposit_def, &svc_withdrawal_def, &svc_operations_def};
+                                                  &svc_deposit_def, &svc_withdrawal_def, &svc_operations_def,
+                                                  &svc_treasury_def};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (rpc_table_add_service(t, err, err_len, all[i], s) != 0)
             return -1;

@@ -33,6 +33,12 @@ typedef struct {
     uint32_t profit_unlock_s;         /* ledger.profit_unlock_seconds: default for new vaults */
     int64_t deposit_expiry_s;         /* ledger.deposit_expiry: a crypto deposit order's life */
     int64_t withdrawal_eta_s;         /* ledger.withdrawal_eta: estimated_completion of a withdrawal */
+    /* Custodial wallets (issue 6). */
+    struct signer_client *signer;     /* signer.socket; NULL: no signer (RegisterClient refused) */
+    struct evm_rpc *evm;              /* the chain client for balances; NULL: not configured */
+    uint64_t evm_chain_id;            /* the chain evm serves (evm.chain_id) */
+    /* Jobs and the transaction lifecycle (issue 6): RunJob, Execute*. */
+    const struct ops_jobs_env *jobs;  /* NULL: jobs not set up (RunJob UNAVAILABLE) */
 } api_services;
 
 extern const rpc_service_def svc_system_def;     /* coffer.v1.SystemService */
@@ -44,6 +50,7 @@ extern const rpc_service_def svc_user_def;       /* coffer.v1.UserService */
 extern const rpc_service_def svc_deposit_def;    /* coffer.v1.DepositService */
 extern const rpc_service_def svc_withdrawal_def; /* coffer.v1.WithdrawalService */
 extern const rpc_service_def svc_operations_def; /* coffer.v1.OperationsService */
+extern const rpc_service_def svc_treasury_def;   /* coffer.v1.TreasuryService */
 
 /* Adds every service with s as their arg and checks the table against the
  * embedded descriptor set. Returns 0, or -1 with err. */

@@ -274,8 +274,28 @@ static signer_status map_error(signer_error *err, const Coffer__Signer__V1__Erro
 /* Sends req and reads its answer into *resp (caller frees with
  * coffer__signer__v1__response__free_unpacked). Error answers are mapped
  * to their status. Retries once on a fresh connection after an I/O error. */
+static signer_status call_timed(signer_client *c, Coffer__Signer__V1__Request *req,
+                                Coffer__Signer__V1__Response **resp, signer_error *err);
+
+/* One call, timed for opt.observe. */
 static signer_status call(signer_client *c, Coffer__Signer__V1__Request *req,
                           Coffer__Signer__V1__Response **resp, signer_error *err)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    signer_status st = call_timed(c, req, resp, err);
+    if (c->opt.observe) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int64_t us = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+        bool answered = st != SIGNER_ERR_UNAVAILABLE && st != SIGNER_ERR_TIMEOUT && st != SIGNER_ERR_PROTOCOL &&
+                        st != SIGNER_ERR_INVALID_ARG;
+        c->opt.observe(c->opt.observe_arg, answered, us);
+    }
+    return st;
+}
+
+static signer_status call_timed(signer_client *c, Coffer__Signer__V1__Request *req,
+                                Coffer__Signer__V1__Response **resp, signer_error *err)
 {
     int64_t deadline = now_ms() + c->opt.call_timeout_ms;
     uint8_t *payload = NULL;

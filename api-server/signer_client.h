@@ -38,6 +38,13 @@ typedef struct {
     int call_timeout_ms;       /* a whole call, waiting for a connection included (0: 5000) */
     int backoff_initial_ms;    /* first reconnect delay (0: 50) */
     int backoff_max_ms;        /* largest reconnect delay (0: 5000) */
+    /* Told of every call when it ends (may be NULL): answered is true when
+     * the signer answered (allowed or refused), false when it could not be
+     * reached, timed out or answered garbage; duration_us is the whole
+     * call, waiting for a connection included. Called on the calling
+     * thread; must not block. coffer-api records it in /metrics. */
+    void (*observe)(void *arg, bool answered, int64_t duration_us);
+    void *observe_arg;
 } signer_client_options;
 
 typedef enum {

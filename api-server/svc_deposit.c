@@ -18,6 +18,7 @@
 #include "log.h"
 #include "order_state.h"
 #include "rpc_server.h"
+#include "svc_ledger.h"
 #include "services.h"
 #include "vault_store.h"
 
@@ -27,16 +28,19 @@
 
 #define SVC_DEPOSIT_EXPIRY_DEFAULT_S 86400
 
-/* One deposit with what the API shows, in svc_deposit_fill's order. */
-#define SVC_DEPOSIT_COLUMNS                                                                                  \
+/* One deposit with what the API shows, in svc_deposit_fill's order
+ * (columns 0..19). */
+#define SVC_DEPOSIT_LIST                                                                                     \
     "d.order_id, u.client_user_id, d.vault_id, d.chain_id, v.token_symbol, d.kind, d.amount, "               \
     "coalesce(d.credited_amount::text, ''), coalesce(d.shares_minted::text, ''), "                           \
     "coalesce(d.index_at_credit::text, ''), d.status, coalesce(d.sub_status, ''), "                          \
     "coalesce('0x' || encode(d.deposit_address, 'hex'), ''), coalesce('0x' || encode(d.tx_hash, 'hex'), ''), " \
     "(extract(epoch FROM d.created_at) * 1000000)::bigint, (extract(epoch FROM d.updated_at) * 1000000)::bigint, " \
     "(extract(epoch FROM d.completed_at) * 1000000)::bigint, (extract(epoch FROM d.expires_at) * 1000000)::bigint, " \
-    "d.client_id, d.id "                                                                                     \
+    "d.client_id, d.id "
+#define SVC_DEPOSIT_FROM \
     "FROM deposits d JOIN end_users u ON u.id = d.end_user_id JOIN client_vaults v ON v.id = d.vault_id "
+#define SVC_DEPOSIT_COLUMNS SVC_DEPOSIT_LIST SVC_DEPOSIT_FROM
 
 static rpc_code svc_deposit_fill(ledger_tx *tx, Coffer__V1__Deposit **out, const PGresult *res, int r)
 {
@@ -199,17 +203,38 @@ typedef struct {
     char tx_hash[67]; /* lowercase 0x + 64 */
 } svc_deposit_complete_arg;
 
+/* Columns of the credit's first statement after SVC_DEPOSIT_LIST. */
+enum {
+    SVC_DEP_C_VAULT = 2, SVC_DEP_C_CHAIN = 3, SVC_DEP_C_KIND = 5, SVC_DEP_C_STATUS = 10, SVC_DEP_C_TX_HASH = 13,
+    SVC_DEP_C_CLIENT = 18, SVC_DEP_C_USER = 20, SVC_DEP_C_LOG = 21, SVC_DEP_C_NOW = 22, SVC_DEP_C_OTHER = 23,
+};
+
+/* Round trips: (1) BEGIN, settings and the order row with the transfer
+ * check; (2) the vault row; (3) the position; (4) the writes, the outbox
+ * event, the audit row and COMMIT, queued (ledger_defer) and sent as one
+ * pipeline. The answer is built from (1) and what this credit wrote, so
+ * nothing is read back; the vault row is locked for three round trips and
+ * the audit chain's lock for none. */
 static rpc_code svc_deposit_complete_body(ledger_tx *tx, void *argp)
 {
     svc_deposit_complete_arg *a = argp;
     const char *order_id = a->req->order_id;
     rpc_code c;
-    const char *op[1] = {order_id};
+    char log_index[16];
+    snprintf(log_index, sizeof log_index, "%u", a->req->log_index);
+    /* The order row locked, what the answer shows, and (invariant 5: one
+     * Transfer log credits at most one deposit) another deposit already
+     * credited by this transfer; the unique index on (chain_id, tx_hash,
+     * log_index) refuses a concurrent one at the UPDATE. */
+    const char *op[3] = {order_id, a->tx_hash + 2, log_index};
     PGresult *res = ledger_query(tx, &c,
-                                 "SELECT id, client_id, end_user_id, vault_id, chain_id, kind, status, "
-                                 "coalesce('0x' || encode(tx_hash, 'hex'), ''), coalesce(log_index, -1) "
-                                 "FROM deposits WHERE order_id = $1 FOR UPDATE",
-                                 1, op);
+                                 "SELECT " SVC_DEPOSIT_LIST ", d.end_user_id, coalesce(d.log_index, -1), "
+                                 "(extract(epoch FROM now()) * 1000000)::bigint, "
+                                 "(SELECT o.order_id FROM deposits o WHERE o.chain_id = d.chain_id "
+                                 "AND o.tx_hash = decode($2, 'hex') AND o.log_index = $3::integer "
+                                 "AND o.order_id <> d.order_id LIMIT 1) " SVC_DEPOSIT_FROM
+                                 "WHERE d.order_id = $1 FOR UPDATE OF d",
+                                 3, op);
     if (!res)
         return c;
     if (PQntuples(res) != 1) {
@@ -217,17 +242,24 @@ static rpc_code svc_deposit_complete_body(ledger_tx *tx, void *argp)
         return ledger_fail(tx, RPC_NOT_FOUND, "deposit %s not found", order_id);
     }
     char client[VAULT_STORE_ID_MAX], user[VAULT_STORE_ID_MAX], vault_id[VAULT_STORE_ID_MAX], chain[24], kind[16];
-    char seen_hash[67];
-    long seen_log = strtol(PQgetvalue(res, 0, 8), NULL, 10);
-    snprintf(client, sizeof client, "%s", PQgetvalue(res, 0, 1));
-    snprintf(user, sizeof user, "%s", PQgetvalue(res, 0, 2));
-    snprintf(vault_id, sizeof vault_id, "%s", PQgetvalue(res, 0, 3));
-    snprintf(chain, sizeof chain, "%s", PQgetvalue(res, 0, 4));
-    snprintf(kind, sizeof kind, "%s", PQgetvalue(res, 0, 5));
-    snprintf(seen_hash, sizeof seen_hash, "%s", PQgetvalue(res, 0, 7));
+    char seen_hash[67], other[64];
+    long seen_log = strtol(PQgetvalue(res, 0, SVC_DEP_C_LOG), NULL, 10);
+    int64_t now_us = strtoll(PQgetvalue(res, 0, SVC_DEP_C_NOW), NULL, 10);
+    snprintf(client, sizeof client, "%s", PQgetvalue(res, 0, SVC_DEP_C_CLIENT));
+    snprintf(user, sizeof user, "%s", PQgetvalue(res, 0, SVC_DEP_C_USER));
+    snprintf(vault_id, sizeof vault_id, "%s", PQgetvalue(res, 0, SVC_DEP_C_VAULT));
+    snprintf(chain, sizeof chain, "%s", PQgetvalue(res, 0, SVC_DEP_C_CHAIN));
+    snprintf(kind, sizeof kind, "%s", PQgetvalue(res, 0, SVC_DEP_C_KIND));
+    snprintf(seen_hash, sizeof seen_hash, "%s", PQgetvalue(res, 0, SVC_DEP_C_TX_HASH));
+    snprintf(other, sizeof other, "%s", PQgetvalue(res, 0, SVC_DEP_C_OTHER));
+    bool other_credited = !PQgetisnull(res, 0, SVC_DEP_C_OTHER);
     order_status from = ORDER_NONE;
-    int bad_status = order_status_parse(&from, PQgetvalue(res, 0, 6));
+    int bad_status = order_status_parse(&from, PQgetvalue(res, 0, SVC_DEP_C_STATUS));
+    Coffer__V1__Deposit *dep = NULL;
+    c = bad_status == 0 && a->resp ? svc_deposit_fill(tx, &dep, res, 0) : RPC_OK;
     PQclear(res);
+    if (c != RPC_OK)
+        return c;
     if (bad_status != 0)
         return ledger_fail(tx, RPC_INTERNAL, "internal error: deposit %s has an unknown status", order_id);
     order_entity entity = strcmp(kind, "fiat") == 0 ? ORDER_DEPOSIT_FIAT : ORDER_DEPOSIT_CRYPTO;
@@ -240,25 +272,9 @@ static rpc_code svc_deposit_complete_body(ledger_tx *tx, void *argp)
     if (seen_hash[0] && (strcmp(seen_hash, a->tx_hash) != 0 || seen_log != (long)a->req->log_index))
         return ledger_fail(tx, RPC_FAILED_PRECONDITION, "deposit %s is confirming transfer %s log %ld; complete it "
                            "with that transfer", order_id, seen_hash, seen_log);
-
-    /* Invariant 5: one Transfer log credits at most one deposit. */
-    char log_index[16];
-    snprintf(log_index, sizeof log_index, "%u", a->req->log_index);
-    const char *tp[4] = {chain, a->tx_hash + 2, log_index, order_id};
-    res = ledger_query(tx, &c,
-                       "SELECT order_id FROM deposits WHERE chain_id = $1::bigint AND tx_hash = decode($2, 'hex') "
-                       "AND log_index = $3::integer AND order_id <> $4",
-                       4, tp);
-    if (!res)
-        return c;
-    if (PQntuples(res) > 0) {
-        char other[64];
-        snprintf(other, sizeof other, "%s", PQgetvalue(res, 0, 0));
-        PQclear(res);
+    if (other_credited)
         return ledger_fail(tx, RPC_ALREADY_EXISTS, "transfer %s log %s on chain %s already credited deposit %s",
                            a->tx_hash, log_index, chain, other);
-    }
-    PQclear(res);
 
     vault_row v;
     position_row pos;
@@ -287,6 +303,7 @@ static rpc_code svc_deposit_complete_body(ledger_tx *tx, void *argp)
     }
     if (e != ACCT_OK)
         return vault_store_acct_fail(tx, e, "deposit");
+    /* From here on everything is queued and goes with COMMIT. */
     if ((c = vault_store_save(tx, &v)) != RPC_OK || (c = vault_store_position_save(tx, &pos)) != RPC_OK)
         return c;
 
@@ -295,11 +312,13 @@ static rpc_code svc_deposit_complete_body(ledger_tx *tx, void *argp)
     vault_store_dec(sh, &minted);
     vault_store_dec(ix, &index);
     const char *up[6] = {order_id, amt, sh, ix, a->tx_hash + 2, log_index};
-    if ((c = ledger_exec(tx, NULL,
-                         "UPDATE deposits SET status = 'COMPLETED', sub_status = NULL, credited_amount = $2::numeric, "
-                         "shares_minted = $3::numeric, index_at_credit = $4::numeric, tx_hash = decode($5, 'hex'), "
-                         "log_index = $6::integer, completed_at = now() WHERE order_id = $1",
-                         6, up)) != RPC_OK)
+    if ((c = ledger_defer(tx,
+                          "WITH w AS (UPDATE deposits SET status = 'COMPLETED', sub_status = NULL, "
+                          "credited_amount = $2::numeric, shares_minted = $3::numeric, index_at_credit = $4::numeric, "
+                          "tx_hash = decode($5, 'hex'), log_index = $6::integer, completed_at = now() "
+                          "WHERE order_id = $1 RETURNING 1) "
+                          "SELECT coffer_expect_rows((SELECT count(*) FROM w), 1, 'deposit ' || $1)",
+                          6, up)) != RPC_OK)
         return c;
     char details[700];
     snprintf(details, sizeof details,
@@ -307,15 +326,25 @@ static rpc_code svc_deposit_complete_body(ledger_tx *tx, void *argp)
              "\"index\":\"%s\",\"tx_hash\":\"%s\",\"log_index\":%s}",
              order_id, v.id, pos.id, amt, sh, ix, a->tx_hash, log_index);
     const char *ep[2] = {client, details};
-    if ((c = ledger_exec(tx, NULL,
-                         "INSERT INTO outbox (client_id, event_type, payload) VALUES ($1::uuid, 'deposit.completed', "
-                         "$2::jsonb)",
-                         2, ep)) != RPC_OK)
+    if ((c = ledger_defer(tx,
+                          "INSERT INTO outbox (client_id, event_type, payload) VALUES ($1::uuid, 'deposit.completed', "
+                          "$2::jsonb)",
+                          2, ep)) != RPC_OK)
         return c;
-    if ((c = svc_deposit_load(tx, &a->resp->deposit, &found, order_id, NULL)) != RPC_OK)
-        return c;
-    /* Last: the audit chain's lock is held from here to COMMIT, and every
-     * audited write in the cluster waits for it. */
+    if (dep) {
+        /* The row as the UPDATE above leaves it: updated_at (trigger) and
+         * completed_at are now(), the transaction's time read in (1). */
+        rpc_ctx *ctx = ledger_tx_ctx(tx);
+        dep->status = (Coffer__V1__OrderStatus)ORDER_COMPLETED;
+        if (!(dep->sub_status = rpc_ctx_strdup(ctx, "")) || !(dep->credited_amount = rpc_ctx_strdup(ctx, amt)) ||
+            !(dep->shares_minted = rpc_ctx_strdup(ctx, sh)) || !(dep->index_at_credit = rpc_ctx_strdup(ctx, ix)) ||
+            !(dep->tx_hash = rpc_ctx_strdup(ctx, a->tx_hash)) || !(dep->updated_at = ledger_pb_timestamp(ctx, now_us)) ||
+            !(dep->completed_at = ledger_pb_timestamp(ctx, now_us)))
+            return ledger_pb_oom(tx);
+        a->resp->deposit = dep;
+    }
+    /* Last (and queued): the audit chain of this client is locked from
+     * this insert to COMMIT, which follow each other in one pipeline. */
     if ((c = ledger_audit(tx, "deposit.completed", "deposit", order_id, client, details)) != RPC_OK)
         return c;
     log_info("deposit.completed", "order_id=%s vault=%s amount=%s shares=%s index=%s", order_id, v.id, amt, sh, ix);
@@ -453,6 +482,22 @@ static rpc_code svc_deposit_list(rpc_ctx *ctx, const ProtobufCMessage *in, Proto
         a.after = true;
     }
     return ledger_run(ctx, &(ledger_run_options){.body = svc_deposit_list_body, .arg = &a});
+}
+
+/* ---- credits by deposit_watch (chain_jobs.c) ------------------------------------ */
+
+rpc_code svc_deposit_credit(ledger_tx *tx, const char *order_id, const u256 *amount, const char *tx_hash_0x,
+                            uint32_t log_index)
+{
+    Coffer__V1__CompleteDepositRequest req;
+    coffer__v1__complete_deposit_request__init(&req);
+    char oid[64];
+    snprintf(oid, sizeof oid, "%s", order_id);
+    req.order_id = oid;
+    req.log_index = log_index;
+    svc_deposit_complete_arg a = {.req = &req, .resp = NULL, .amount = *amount};
+    snprintf(a.tx_hash, sizeof a.tx_hash, "%s", tx_hash_0x);
+    return svc_deposit_complete_body(tx, &a);
 }
 
 static const rpc_method_def svc_deposit_methods[] = {

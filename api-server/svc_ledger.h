@@ -94,4 +94,19 @@ Coffer__V1__Vault *svc_vault_to_pb(ledger_tx *tx, rpc_code *code, const svc_vaul
  * (seconds), against the index now; 0 without history. */
 double svc_apy_from(const PGresult *res, int row, int col, const u256 *index_now, int64_t now_s);
 
+/* Settles a burned withdrawal's on-chain payout inside tx (platform
+ * scope): paid → COMPLETED with reference (the 0x transaction hash) as
+ * CompleteWithdrawal does; not paid → FAILED and compensated as
+ * FailWithdrawal does, reference being the reason. A withdrawal no longer
+ * in PROVIDER_PROCESSING (an operator settled it) is left alone. */
+__attribute__((warn_unused_result))
+rpc_code svc_withdrawal_payout_settled(ledger_tx *tx, const char *withdrawal_id, bool paid, const char *reference);
+
+/* Credits a crypto deposit from its Transfer log inside tx (platform
+ * scope), as CompleteDeposit does (order_id, credited amount, 0x tx hash,
+ * log index; one log credits at most one deposit). */
+__attribute__((warn_unused_result))
+rpc_code svc_deposit_credit(ledger_tx *tx, const char *order_id, const u256 *amount, const char *tx_hash_0x,
+                            uint32_t log_index);
+
 #endif

@@ -118,35 +118,30 @@ typedef struct {
     u256 observed;
 } svc_ops_accrue_arg;
 
-static rpc_code svc_ops_accrue_body(ledger_tx *tx, void *argp)
+/* The accrual of an observed total into a locked, active vault (see
+ * ops_jobs.h). books (may be NULL): the allocations' observed values, set
+ * as their new book balances instead of spreading the gain pro rata. */
+rpc_code ops_accrue_vault(ledger_tx *tx, vault_row *vp, const u256 *observed, const ops_alloc_book *books,
+                          size_t n_books, ops_accrual *out)
 {
-    svc_ops_accrue_arg *a = argp;
-    rpc_ctx *ctx = ledger_tx_ctx(tx);
-    Coffer__V1__AccrueYieldResponse *r = a->resp;
-    vault_row v;
+    vault_row v = *vp;
     rpc_code c;
-    if ((c = svc_ops_lock_vault(tx, &v, a->req->vault_id)) != RPC_OK)
-        return c;
-    if (v.paused)
-        return ledger_fail(tx, RPC_FAILED_PRECONDITION, "vault %s is paused (%s): accrual waits for RealizeLoss or "
-                           "ResumeVault", v.id, v.paused_reason);
-    u256 before, book, zero = U256_ZERO;
+    memset(out, 0, sizeof *out);
+    u256 before, book;
     acct_err e = acct_index(&before, &v.v, &v.params, v.now);
     if (e != ACCT_OK)
         return vault_store_acct_fail(tx, e, "index");
+    out->index_before = before;
     if (u256_add(&book, &v.v.idle_assets, &v.v.deployed_assets) != 0)
         return vault_store_acct_fail(tx, ACCT_ERR_OVERFLOW, "book");
     char ob[U256_DEC_MAX], bk[U256_DEC_MAX], details[900];
-    vault_store_dec(ob, &a->observed);
+    vault_store_dec(ob, observed);
     vault_store_dec(bk, &book);
-    r->index_before = ledger_pb_u256(ctx, &before);
-    if (!r->index_before)
-        return ledger_pb_oom(tx);
 
-    if (u256_cmp(&a->observed, &book) < 0) {
+    if (u256_cmp(observed, &book) < 0) {
         u256 loss;
         char ls[U256_DEC_MAX];
-        if (u256_sub(&loss, &book, &a->observed) != 0)
+        if (u256_sub(&loss, &book, observed) != 0)
             return vault_store_acct_fail(tx, ACCT_ERR_INCONSISTENT, "loss");
         vault_store_dec(ls, &loss);
         v.paused = true;
@@ -161,19 +156,15 @@ static rpc_code svc_ops_accrue_body(ledger_tx *tx, void *argp)
         if ((c = ledger_audit(tx, "vault.loss_detected", "vault", v.id, v.client_id, details)) != RPC_OK)
             return c;
         log_warn("vault.loss_detected", "vault=%s observed=%s book=%s loss=%s", v.id, ob, bk, ls);
-        r->paused = true;
-        r->loss = ledger_pb_u256(ctx, &loss);
-        r->gross_yield = ledger_pb_u256(ctx, &zero);
-        r->client_fee_shares = ledger_pb_u256(ctx, &zero);
-        r->platform_fee_shares = ledger_pb_u256(ctx, &zero);
-        r->locked_profit = ledger_pb_u256(ctx, &v.v.locked_profit);
-        if (!r->loss || !r->gross_yield || !r->client_fee_shares || !r->platform_fee_shares || !r->locked_profit)
-            return ledger_pb_oom(tx);
-        return ledger_pb_vault(tx, &r->vault, &v);
+        out->paused = true;
+        out->loss = loss;
+        out->locked = v.v.locked_profit;
+        *vp = v;
+        return RPC_OK;
     }
 
     acct_accrual ac;
-    e = acct_accrue(&v.v, &ac, &v.params, v.now, &a->observed, &v.fees);
+    e = acct_accrue(&v.v, &ac, &v.params, v.now, observed, &v.fees);
     if (e != ACCT_OK)
         return vault_store_acct_fail(tx, e, "accrual");
     if (!u256_is_zero(&ac.gross) && !u256_is_zero(&v.v.total_shares)) {
@@ -187,7 +178,23 @@ static rpc_code svc_ops_accrue_body(ledger_tx *tx, void *argp)
         if ((c = vault_store_position_save(tx, &cr)) != RPC_OK || (c = vault_store_position_save(tx, &pr)) != RPC_OK)
             return c;
     }
-    if (!u256_is_zero(&ac.gross)) {
+    if (books && !u256_is_zero(&ac.gross)) {
+        /* Each allocation takes the value read on chain; their sum is the
+         * new deployed book (the caller derived observed from them). */
+        u256 sum = U256_ZERO;
+        for (size_t i = 0; i < n_books; i++) {
+            if (u256_add(&sum, &sum, &books[i].book) != 0)
+                return vault_store_acct_fail(tx, ACCT_ERR_OVERFLOW, "allocations");
+            char b[U256_DEC_MAX];
+            const char *up[2] = {books[i].id, vault_store_dec(b, &books[i].book)};
+            if ((c = ledger_exec(tx, NULL,
+                                 "UPDATE protocol_allocations SET book_balance = $2::numeric WHERE id = $1::uuid", 2,
+                                 up)) != RPC_OK)
+                return c;
+        }
+        if (u256_cmp(&sum, &v.v.deployed_assets) != 0)
+            return vault_store_acct_fail(tx, ACCT_ERR_INCONSISTENT, "allocations");
+    } else if (!u256_is_zero(&ac.gross)) {
         /* The engine books the gain as deployed; keep deployed = Σ book. */
         bool spread = false;
         if ((c = svc_ops_spread(tx, &spread, &v, &ac.gross, true)) != RPC_OK)
@@ -216,12 +223,39 @@ static rpc_code svc_ops_accrue_body(ledger_tx *tx, void *argp)
     if ((c = ledger_audit(tx, "vault.accrued", "vault", v.id, v.client_id, details)) != RPC_OK)
         return c;
     log_info("vault.accrued", "vault=%s gross=%s index=%s", v.id, g, ia);
-    r->gross_yield = ledger_pb_u256(ctx, &ac.gross);
-    r->loss = ledger_pb_u256(ctx, &zero);
-    r->client_fee_shares = ledger_pb_u256(ctx, &ac.client_fee_shares);
-    r->platform_fee_shares = ledger_pb_u256(ctx, &ac.platform_fee_shares);
-    r->locked_profit = ledger_pb_u256(ctx, &locked);
-    if (!r->gross_yield || !r->loss || !r->client_fee_shares || !r->platform_fee_shares || !r->locked_profit)
+    out->gross = ac.gross;
+    out->client_fee_shares = ac.client_fee_shares;
+    out->platform_fee_shares = ac.platform_fee_shares;
+    out->locked = locked;
+    *vp = v;
+    return RPC_OK;
+}
+
+static rpc_code svc_ops_accrue_body(ledger_tx *tx, void *argp)
+{
+    svc_ops_accrue_arg *a = argp;
+    rpc_ctx *ctx = ledger_tx_ctx(tx);
+    Coffer__V1__AccrueYieldResponse *r = a->resp;
+    vault_row v;
+    rpc_code c;
+    if ((c = svc_ops_lock_vault(tx, &v, a->req->vault_id)) != RPC_OK)
+        return c;
+    if (v.paused)
+        return ledger_fail(tx, RPC_FAILED_PRECONDITION, "vault %s is paused (%s): accrual waits for RealizeLoss or "
+                           "ResumeVault", v.id, v.paused_reason);
+    ops_accrual o;
+    if ((c = ops_accrue_vault(tx, &v, &a->observed, NULL, 0, &o)) != RPC_OK)
+        return c;
+    u256 zero = U256_ZERO;
+    r->index_before = ledger_pb_u256(ctx, &o.index_before);
+    r->paused = o.paused;
+    r->loss = ledger_pb_u256(ctx, o.paused ? &o.loss : &zero);
+    r->gross_yield = ledger_pb_u256(ctx, &o.gross);
+    r->client_fee_shares = ledger_pb_u256(ctx, &o.client_fee_shares);
+    r->platform_fee_shares = ledger_pb_u256(ctx, &o.platform_fee_shares);
+    r->locked_profit = ledger_pb_u256(ctx, &o.locked);
+    if (!r->index_before || !r->loss || !r->gross_yield || !r->client_fee_shares || !r->platform_fee_shares ||
+        !r->locked_profit)
         return ledger_pb_oom(tx);
     return ledger_pb_vault(tx, &r->vault, &v);
 }
@@ -649,7 +683,7 @@ static rpc_code svc_ops_protocols(rpc_ctx *ctx, const ProtobufCMessage *in, Prot
 }
 
 static const rpc_method_def svc_operations_methods[] = {
-    {"RunJob", RPC_KIND_UNARY, RPC_ACCESS_ADMIN, RPC_F_MUTATES, RPC_RATE_EXECUTE, ops_jobs_run, NULL},
+    {"RunJob", RPC_KIND_UNARY, RPC_ACCESS_ADMIN, RPC_F_MUTATES, RPC_RATE_ADMIN, ops_jobs_run, NULL},
     {"AccrueYield", RPC_KIND_UNARY, RPC_ACCESS_ADMIN, RPC_F_MUTATES, RPC_RATE_ADMIN, svc_ops_accrue, NULL},
     {"RealizeLoss", RPC_KIND_UNARY, RPC_ACCESS_ADMIN, RPC_F_MUTATES, RPC_RATE_ADMIN, svc_ops_loss, NULL},
     {"PauseVault", RPC_KIND_UNARY, RPC_ACCESS_ADMIN, RPC_F_MUTATES, RPC_RATE_ADMIN, svc_ops_pause, NULL},

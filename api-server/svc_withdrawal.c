@@ -19,6 +19,7 @@
 #include "log.h"
 #include "order_state.h"
 #include "rpc_server.h"
+#include "svc_ledger.h"
 #include "services.h"
 #include "vault_store.h"
 
@@ -523,6 +524,8 @@ static rpc_code svc_withdrawal_complete_body(ledger_tx *tx, void *argp)
         (c = svc_withdrawal_event(tx, w.client_id, "withdrawal.completed", details)) != RPC_OK)
         return c;
     log_info("withdrawal.completed", "order_id=%s vault=%s amount=%s", a->order_id, v.id, amt);
+    if (!a->out)
+        return RPC_OK;
     return svc_withdrawal_load(tx, a->out, &found, a->order_id, NULL);
 }
 
@@ -631,6 +634,8 @@ static rpc_code svc_withdrawal_fail_body(ledger_tx *tx, void *argp)
         (c = svc_withdrawal_event(tx, w.client_id, "withdrawal.failed", details)) != RPC_OK)
         return c;
     log_info("withdrawal.failed", "order_id=%s after_burn=%d shares_reminted=%s", a->order_id, burned, rm);
+    if (!a->out)
+        return RPC_OK;
     return svc_withdrawal_load(tx, a->out, &found, a->order_id, NULL);
 }
 
@@ -752,6 +757,32 @@ static rpc_code svc_withdrawal_list(rpc_ctx *ctx, const ProtobufCMessage *in, Pr
         a.after = true;
     }
     return ledger_run(ctx, &(ledger_run_options){.body = svc_withdrawal_list_body, .arg = &a});
+}
+
+/* ---- payouts through the transaction lifecycle (chain_jobs.c) ---------------- */
+
+rpc_code svc_withdrawal_payout_settled(ledger_tx *tx, const char *withdrawal_id, bool paid, const char *reference)
+{
+    rpc_code c;
+    const char *p[1] = {withdrawal_id};
+    PGresult *res = ledger_query(tx, &c, "SELECT order_id, status FROM withdrawals WHERE id = $1::uuid", 1, p);
+    if (!res)
+        return c;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return ledger_fail(tx, RPC_NOT_FOUND, "withdrawal %s not found", withdrawal_id);
+    }
+    char order_id[64], status[32];
+    snprintf(order_id, sizeof order_id, "%s", PQgetvalue(res, 0, 0));
+    snprintf(status, sizeof status, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if (strcmp(status, "PROVIDER_PROCESSING") != 0) {
+        /* An operator settled it meanwhile (CompleteWithdrawal / FailWithdrawal): nothing left to do. */
+        log_warn("withdrawal.payout_settled", "order_id=%s status=%s paid=%d action=none", order_id, status, paid);
+        return RPC_OK;
+    }
+    svc_withdrawal_op_arg a = {order_id, NULL, paid ? NULL : reference, paid ? reference : NULL};
+    return paid ? svc_withdrawal_complete_body(tx, &a) : svc_withdrawal_fail_body(tx, &a);
 }
 
 static const rpc_method_def svc_withdrawal_methods[] = {

@@ -187,19 +187,17 @@ rpc_code vault_store_save(ledger_tx *tx, const vault_row *v)
         v->paused ? "paused" : "active",
         v->paused ? v->paused_reason : NULL,
     };
-    uint64_t n = 0;
-    rpc_code c = ledger_exec(tx, &n,
-                             "UPDATE client_vaults SET total_shares = $2::numeric, current_index = $3::numeric, "
-                             "idle_assets = $4::numeric, deployed_assets = $5::numeric, "
-                             "withdrawals_payable = $6::numeric, locked_profit = $7::numeric, "
-                             "locked_at = to_timestamp($8::bigint), surplus = $9::numeric, status = $10, "
-                             "paused_reason = $11 WHERE id = $1::uuid",
-                             11, p);
-    if (c == RPC_OK && n != 1) {
-        log_error("ledger.vault_lost", "vault=%s", v->id);
-        return ledger_fail(tx, RPC_INTERNAL, "internal error: vault %s vanished", v->id);
-    }
-    return c;
+    /* Queued (ledger_defer): it goes with the next statement or COMMIT;
+     * the row count is checked in the transaction (a vault that vanished
+     * aborts it: XX001, INTERNAL). */
+    return ledger_defer(tx,
+                        "WITH w AS (UPDATE client_vaults SET total_shares = $2::numeric, current_index = $3::numeric, "
+                        "idle_assets = $4::numeric, deployed_assets = $5::numeric, "
+                        "withdrawals_payable = $6::numeric, locked_profit = $7::numeric, "
+                        "locked_at = to_timestamp($8::bigint), surplus = $9::numeric, status = $10, "
+                        "paused_reason = $11 WHERE id = $1::uuid RETURNING 1) "
+                        "SELECT coffer_expect_rows((SELECT count(*) FROM w), 1, 'vault ' || $1::text)",
+                        11, p);
 }
 
 static rpc_code vault_store_position_parse(ledger_tx *tx, position_row *o, const PGresult *res, int r)
@@ -241,21 +239,21 @@ rpc_code vault_store_position(ledger_tx *tx, position_row *out, bool *found, con
                               const char *end_user_id, bool create)
 {
     const char *p[3] = {v->id, end_user_id, v->client_id};
-    rpc_code c;
-    if (create) {
-        c = ledger_exec(tx, NULL,
-                        "INSERT INTO end_user_vaults (client_id, vault_id, end_user_id, kind) "
-                        "VALUES ($3::uuid, $1::uuid, $2::uuid, 'user') "
-                        "ON CONFLICT (vault_id, end_user_id) WHERE kind = 'user' DO NOTHING",
-                        3, p);
-        if (c != RPC_OK)
-            return c;
-    }
-    return vault_store_position_one(tx, out, found,
-                                    "SELECT " POSITION_COLUMNS
-                                    "WHERE vault_id = $1::uuid AND end_user_id = $2::uuid AND kind = 'user' "
-                                    "FOR UPDATE",
-                                    2, p);
+    static const char *const select_sql = "SELECT " POSITION_COLUMNS
+                                          "WHERE vault_id = $1::uuid AND end_user_id = $2::uuid AND kind = 'user' "
+                                          "FOR UPDATE";
+    /* The usual case first: the position exists (one statement). */
+    rpc_code c = vault_store_position_one(tx, out, found, select_sql, 2, p);
+    if (c != RPC_OK || *found || !create)
+        return c;
+    c = ledger_exec(tx, NULL,
+                    "INSERT INTO end_user_vaults (client_id, vault_id, end_user_id, kind) "
+                    "VALUES ($3::uuid, $1::uuid, $2::uuid, 'user') "
+                    "ON CONFLICT (vault_id, end_user_id) WHERE kind = 'user' DO NOTHING",
+                    3, p);
+    if (c != RPC_OK)
+        return c;
+    return vault_store_position_one(tx, out, found, select_sql, 2, p);
 }
 
 rpc_code vault_store_position_by_id(ledger_tx *tx, position_row *out, bool *found, const char *position_id)
@@ -297,17 +295,13 @@ rpc_code vault_store_position_save(ledger_tx *tx, const position_row *o)
         vault_store_dec(td, &o->pos.total_deposited),
         vault_store_dec(tw, &o->pos.total_withdrawn),
     };
-    uint64_t n = 0;
-    rpc_code c = ledger_exec(tx, &n,
-                             "UPDATE end_user_vaults SET shares = $2::numeric, reserved_shares = $3::numeric, "
-                             "weighted_entry_index = $4::numeric, total_deposited = $5::numeric, "
-                             "total_withdrawn = $6::numeric WHERE id = $1::uuid",
-                             6, p);
-    if (c == RPC_OK && n != 1) {
-        log_error("ledger.position_lost", "position=%s", o->id);
-        return ledger_fail(tx, RPC_INTERNAL, "internal error: position %s vanished", o->id);
-    }
-    return c;
+    /* Queued, the row count checked in the transaction (as for vaults). */
+    return ledger_defer(tx,
+                        "WITH w AS (UPDATE end_user_vaults SET shares = $2::numeric, reserved_shares = $3::numeric, "
+                        "weighted_entry_index = $4::numeric, total_deposited = $5::numeric, "
+                        "total_withdrawn = $6::numeric WHERE id = $1::uuid RETURNING 1) "
+                        "SELECT coffer_expect_rows((SELECT count(*) FROM w), 1, 'position ' || $1::text)",
+                        6, p);
 }
 
 rpc_code vault_store_index_history(ledger_tx *tx, const vault_row *v, bool realized_loss)

@@ -68,7 +68,9 @@ __attribute__((warn_unused_result))
 rpc_code vault_store_list(ledger_tx *tx, vault_row **out, size_t *n, const char *client_id, const char *vault_id);
 
 /* Writes the accounting state, status and paused_reason back. The row
- * must have been loaded with lock in this transaction. */
+ * must have been loaded with lock in this transaction. The UPDATE is
+ * queued (ledger_defer): it reaches the server with the next statement or
+ * with COMMIT, and a row count other than 1 aborts the transaction there. */
 __attribute__((warn_unused_result))
 rpc_code vault_store_save(ledger_tx *tx, const vault_row *v);
 
@@ -87,7 +89,7 @@ rpc_code vault_store_position_by_id(ledger_tx *tx, position_row *out, bool *foun
 __attribute__((warn_unused_result))
 rpc_code vault_store_revenue(ledger_tx *tx, position_row *out, const vault_row *v, const char *kind);
 
-/* Writes a position's numbers back. */
+/* Writes a position's numbers back (queued, checked, as vault_store_save). */
 __attribute__((warn_unused_result))
 rpc_code vault_store_position_save(ledger_tx *tx, const position_row *p);
 

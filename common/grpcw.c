@@ -712,80 +712,125 @@ static void grpcw_result_fail(grpcw_unary_result *r, const char *why)
     r->message = strdup(why);
 }
 
-int grpcw_unary_call(grpcw_channel *ch, grpcw_unary_result *res, const char *path,
-                     const uint8_t *req, size_t req_len, const grpcw_md *md, size_t n_md,
-                     int64_t timeout_ms)
+/* One unary call as a single batch: the blocking grpcw_unary_call (on a
+ * pluck queue of its own) and the asynchronous grpcw_client_call (on a
+ * shared queue) both run it. Everything the batch references lives here
+ * until the tag completes. */
+struct grpcw_client_call {
+    grpc_call *call;
+    grpc_metadata send_md[GRPCW_SEND_MD_MAX];
+    size_t n_md;
+    grpc_byte_buffer *req_bb;
+    grpc_metadata_array init_md;
+    grpc_metadata_array trail_md;
+    grpc_byte_buffer *resp_bb;
+    grpc_status_code status;
+    grpc_slice details;
+    grpc_op ops[6];
+};
+
+/* Releases what a started (or half-started) call holds; c is idle after. */
+static void grpcw_client_release(grpcw_client_call *c)
+{
+    if (c->call)
+        grpc_call_unref(c->call);
+    c->call = NULL;
+    for (size_t i = 0; i < c->n_md; i++) {
+        grpc_slice_unref(c->send_md[i].key);
+        grpc_slice_unref(c->send_md[i].value);
+    }
+    c->n_md = 0;
+    if (c->req_bb)
+        grpc_byte_buffer_destroy(c->req_bb);
+    c->req_bb = NULL;
+    if (c->resp_bb)
+        grpc_byte_buffer_destroy(c->resp_bb);
+    c->resp_bb = NULL;
+    grpc_metadata_array_destroy(&c->init_md);
+    grpc_metadata_array_destroy(&c->trail_md);
+    grpc_metadata_array_init(&c->init_md);
+    grpc_metadata_array_init(&c->trail_md);
+    grpc_slice_unref(c->details);
+    c->details = grpc_empty_slice();
+}
+
+static void grpcw_client_init(grpcw_client_call *c)
+{
+    memset(c, 0, sizeof *c);
+    grpc_metadata_array_init(&c->init_md);
+    grpc_metadata_array_init(&c->trail_md);
+    c->details = grpc_empty_slice();
+}
+
+static int grpcw_client_begin(grpcw_client_call *c, char *err, size_t err_len, grpc_channel *ch,
+                              grpc_completion_queue *cq, void *tag, const char *path, const uint8_t *req,
+                              size_t req_len, const grpcw_md *md, size_t n_md, int64_t timeout_ms)
+{
+    if (n_md > GRPCW_SEND_MD_MAX) {
+        snprintf(err, err_len, "too many metadata entries");
+        return -1;
+    }
+    grpc_slice method = grpc_slice_from_copied_string(path);
+    gpr_timespec deadline = timeout_ms > 0 ? grpcw_deadline_in(timeout_ms) : gpr_inf_future(GPR_CLOCK_REALTIME);
+    c->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL, deadline, NULL);
+    grpc_slice_unref(method);
+    if (!c->call) {
+        snprintf(err, err_len, "cannot create a call");
+        return -1;
+    }
+    for (size_t i = 0; i < n_md; i++) {
+        memset(&c->send_md[i], 0, sizeof c->send_md[i]);
+        c->send_md[i].key = grpc_slice_from_copied_string(md[i].key);
+        c->send_md[i].value = grpc_slice_from_copied_buffer(md[i].value, md[i].value_len);
+    }
+    c->n_md = n_md;
+    grpc_slice req_slice = grpc_slice_from_copied_buffer((const char *)req, req_len);
+    c->req_bb = grpc_raw_byte_buffer_create(&req_slice, 1);
+    grpc_slice_unref(req_slice);
+    c->status = GRPC_STATUS_UNKNOWN;
+
+    grpc_op *ops = c->ops;
+    memset(c->ops, 0, sizeof c->ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = c->n_md;
+    ops[0].data.send_initial_metadata.metadata = c->send_md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = c->req_bb;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &c->init_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &c->resp_bb;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &c->trail_md;
+    ops[5].data.recv_status_on_client.status = &c->status;
+    ops[5].data.recv_status_on_client.status_details = &c->details;
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, 6, tag, NULL);
+    if (e != GRPC_CALL_OK) {
+        snprintf(err, err_len, "%s", grpc_call_error_to_string(e));
+        grpcw_client_release(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* After the batch completed: the outcome into res; releases the call. */
+static int grpcw_client_collect(grpcw_client_call *c, grpcw_unary_result *res)
 {
     int rc = -1;
     memset(res, 0, sizeof *res);
-    res->code = RPC_INTERNAL;
-    if (n_md > GRPCW_SEND_MD_MAX) {
-        grpcw_result_fail(res, "too many metadata entries");
-        return -1;
-    }
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    grpc_slice method = grpc_slice_from_copied_string(path);
-    gpr_timespec deadline = timeout_ms > 0 ? grpcw_deadline_in(timeout_ms)
-                                           : gpr_inf_future(GPR_CLOCK_REALTIME);
-    grpc_call *call = grpc_channel_create_call(ch->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
-                                               deadline, NULL);
-    grpc_slice_unref(method);
-
-    grpc_metadata send_md[GRPCW_SEND_MD_MAX];
-    for (size_t i = 0; i < n_md; i++) {
-        memset(&send_md[i], 0, sizeof send_md[i]);
-        send_md[i].key = grpc_slice_from_copied_string(md[i].key);
-        send_md[i].value = grpc_slice_from_copied_buffer(md[i].value, md[i].value_len);
-    }
-    grpc_slice req_slice = grpc_slice_from_copied_buffer((const char *)req, req_len);
-    grpc_byte_buffer *req_bb = grpc_raw_byte_buffer_create(&req_slice, 1);
-    grpc_slice_unref(req_slice);
-    grpc_metadata_array init_md, trail_md;
-    grpc_metadata_array_init(&init_md);
-    grpc_metadata_array_init(&trail_md);
-    grpc_byte_buffer *resp_bb = NULL;
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-
-    grpc_op ops[6];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = n_md;
-    ops[0].data.send_initial_metadata.metadata = send_md;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = req_bb;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &resp_bb;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
-
-    void *tag = &ops[0];
-    grpc_call_error e = grpc_call_start_batch(call, ops, 6, tag, NULL);
-    if (e != GRPC_CALL_OK) {
-        grpcw_result_fail(res, grpc_call_error_to_string(e));
-        goto out;
-    }
-    grpc_event ev = grpc_completion_queue_pluck(cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (ev.type != GRPC_OP_COMPLETE) {
-        grpcw_result_fail(res, "the call did not complete");
-        goto out;
-    }
-    res->code = (rpc_code)status;
-    res->message = malloc(GRPC_SLICE_LENGTH(details) + 1);
+    res->code = (rpc_code)c->status;
+    size_t dl = GRPC_SLICE_LENGTH(c->details);
+    res->message = malloc(dl + 1);
     if (!res->message) {
         grpcw_result_fail(res, "out of memory");
         goto out;
     }
-    memcpy(res->message, GRPC_SLICE_START_PTR(details), GRPC_SLICE_LENGTH(details));
-    res->message[GRPC_SLICE_LENGTH(details)] = '\0';
-    if (resp_bb) {
+    memcpy(res->message, GRPC_SLICE_START_PTR(c->details), dl);
+    res->message[dl] = '\0';
+    if (c->resp_bb) {
         grpc_slice all;
-        if (grpcw_read_all(resp_bb, &all) != 0) {
+        if (grpcw_read_all(c->resp_bb, &all) != 0) {
             grpcw_result_fail(res, "cannot read the response");
             goto out;
         }
@@ -800,7 +845,7 @@ int grpcw_unary_call(grpcw_channel *ch, grpcw_unary_result *res, const char *pat
         }
         res->has_response = true;
     }
-    if (grpcw_md_copy(&res->initial_md, &init_md) != 0 || grpcw_md_copy(&res->trailing_md, &trail_md) != 0) {
+    if (grpcw_md_copy(&res->initial_md, &c->init_md) != 0 || grpcw_md_copy(&res->trailing_md, &c->trail_md) != 0) {
         grpcw_result_fail(res, "out of memory");
         goto out;
     }
@@ -808,21 +853,72 @@ int grpcw_unary_call(grpcw_channel *ch, grpcw_unary_result *res, const char *pat
 out:
     if (!res->message)
         res->message = strdup("");
-    grpc_call_unref(call);
-    for (size_t i = 0; i < n_md; i++) {
-        grpc_slice_unref(send_md[i].key);
-        grpc_slice_unref(send_md[i].value);
+    grpcw_client_release(c);
+    return rc;
+}
+
+int grpcw_unary_call(grpcw_channel *ch, grpcw_unary_result *res, const char *path,
+                     const uint8_t *req, size_t req_len, const grpcw_md *md, size_t n_md,
+                     int64_t timeout_ms)
+{
+    int rc = -1;
+    char err[128];
+    grpcw_client_call c;
+    memset(res, 0, sizeof *res);
+    res->code = RPC_INTERNAL;
+    grpcw_client_init(&c);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    if (grpcw_client_begin(&c, err, sizeof err, ch->ch, cq, &c, path, req, req_len, md, n_md, timeout_ms) != 0) {
+        grpcw_result_fail(res, err);
+        goto out;
     }
-    grpc_byte_buffer_destroy(req_bb);
-    if (resp_bb)
-        grpc_byte_buffer_destroy(resp_bb);
-    grpc_metadata_array_destroy(&init_md);
-    grpc_metadata_array_destroy(&trail_md);
-    grpc_slice_unref(details);
+    grpc_event ev = grpc_completion_queue_pluck(cq, &c, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type != GRPC_OP_COMPLETE) {
+        grpcw_result_fail(res, "the call did not complete");
+        goto out;
+    }
+    rc = grpcw_client_collect(&c, res);
+out:
+    grpcw_client_release(&c);
+    if (!res->message)
+        res->message = strdup("");
     grpc_completion_queue_shutdown(cq);
     while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
            GRPC_QUEUE_SHUTDOWN) {
     }
     grpc_completion_queue_destroy(cq);
     return rc;
+}
+
+/* ---- asynchronous client calls ------------------------------------------------ */
+
+grpcw_client_call *grpcw_client_call_new(void)
+{
+    grpcw_client_call *c = malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    grpcw_client_init(c);
+    return c;
+}
+
+void grpcw_client_call_free(grpcw_client_call *c)
+{
+    if (!c)
+        return;
+    grpcw_client_release(c);
+    grpc_metadata_array_destroy(&c->init_md);
+    grpc_metadata_array_destroy(&c->trail_md);
+    free(c);
+}
+
+int grpcw_client_call_start(grpcw_client_call *c, char *err, size_t err_len, grpcw_channel *ch, grpcw_cq *cq,
+                            void *tag, const char *path, const uint8_t *req, size_t req_len, const grpcw_md *md,
+                            size_t n_md, int64_t timeout_ms)
+{
+    return grpcw_client_begin(c, err, err_len, ch->ch, cq->cq, tag, path, req, req_len, md, n_md, timeout_ms);
+}
+
+int grpcw_client_call_finish(grpcw_client_call *c, grpcw_unary_result *res)
+{
+    return grpcw_client_collect(c, res);
 }

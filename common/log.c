@@ -92,13 +92,13 @@ static _Thread_local time_t log_stamp_sec = (time_t)-1;
 static _Thread_local char log_stamp[40];
 static _Thread_local size_t log_stamp_len;
 
-size_t log_formatv(char *line, size_t cap, log_level level, const char *event, const char *fmt, va_list ap)
+/* "ts=... level=... comp=... [rid=...] event=..." into line; returns its
+ * length (0 when level is below the minimum or cap is too small). */
+static size_t log_header(char *line, size_t cap, log_level level, const char *event)
 {
     if (level < log_min || cap < 64)
         return 0;
-    char fields[LOG_LINE_MAX];
     struct timespec ts;
-
     clock_gettime(CLOCK_REALTIME, &ts);
     if (ts.tv_sec != log_stamp_sec) {
         struct tm tm;
@@ -123,8 +123,13 @@ size_t log_formatv(char *line, size_t cap, log_level level, const char *event, c
     if (pos < cap - 8)
         log_put(line, cap, &pos, " event=", 7);
     log_append_escaped(line, cap, &pos, event ? event : "unnamed");
-    if (fmt && *fmt && pos < cap - 8) {
-        vsnprintf(fields, sizeof fields, fmt, ap);
+    return pos;
+}
+
+/* Ends a line: one space and the escaped fields, then the newline. */
+static size_t log_finish(char *line, size_t cap, size_t pos, const char *fields)
+{
+    if (fields && *fields && pos < cap - 8) {
         line[pos++] = ' ';
         log_append_escaped(line, cap, &pos, fields);
     }
@@ -132,6 +137,53 @@ size_t log_formatv(char *line, size_t cap, log_level level, const char *event, c
         pos = cap - 2;
     line[pos++] = '\n';
     return pos;
+}
+
+size_t log_formatv(char *line, size_t cap, log_level level, const char *event, const char *fmt, va_list ap)
+{
+    size_t pos = log_header(line, cap, level, event);
+    if (pos == 0)
+        return 0;
+    char fields[LOG_LINE_MAX];
+    fields[0] = '\0';
+    if (fmt && *fmt)
+        vsnprintf(fields, sizeof fields, fmt, ap);
+    return log_finish(line, cap, pos, fields);
+}
+
+size_t log_format_fields(char *line, size_t cap, log_level level, const char *event, const char *fields,
+                         size_t fields_len)
+{
+    size_t pos = log_header(line, cap, level, event);
+    if (pos == 0)
+        return 0;
+    return log_finish(line, cap, pos, fields_len ? fields : NULL);
+}
+
+void log_put_str(char *buf, size_t cap, size_t *pos, const char *s)
+{
+    size_t p = *pos;
+    while (*s && p + 1 < cap)
+        buf[p++] = *s++;
+    if (p < cap)
+        buf[p] = '\0';
+    *pos = p;
+}
+
+void log_put_u64(char *buf, size_t cap, size_t *pos, uint64_t v)
+{
+    char tmp[21];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    size_t p = *pos;
+    while (n && p + 1 < cap)
+        buf[p++] = tmp[--n];
+    if (p < cap)
+        buf[p] = '\0';
+    *pos = p;
 }
 
 size_t log_format(char *line, size_t cap, log_level level, const char *event, const char *fmt, ...)

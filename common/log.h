@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     LOG_DEBUG = 0,
@@ -55,6 +56,17 @@ size_t log_format(char *line, size_t cap, log_level level, const char *event, co
 
 size_t log_formatv(char *line, size_t cap, log_level level, const char *event, const char *fmt, va_list ap)
     __attribute__((format(printf, 5, 0)));
+
+/* log_format with the fields already formatted (fields[0..fields_len),
+ * "key=value ..."; control characters are escaped here too): for the
+ * per-call access line, built with log_put_* below instead of printf. */
+size_t log_format_fields(char *line, size_t cap, log_level level, const char *event, const char *fields,
+                         size_t fields_len);
+
+/* Appenders for building fields: each writes at *pos and advances it,
+ * never past cap - 1, and keeps buf NUL-terminated. */
+void log_put_str(char *buf, size_t cap, size_t *pos, const char *s);
+void log_put_u64(char *buf, size_t cap, size_t *pos, uint64_t v);
 
 /* Writes lines[0..len) (whole lines from log_format) with a single
  * write(2), so they never interleave with other threads' lines. */

@@ -49,69 +49,176 @@ static void rpc_result_set(rpc_call_result *res, rpc_code code, const char *fmt,
     res->message = strdup(buf);
 }
 
+/* Moves a finished call's outcome r into res, unpacking the response of
+ * method m when the code is OK. Returns 0 (see rpc_client_unary). */
+static int rpc_result_take(rpc_call_result *res, ProtobufCMessage **response, grpcw_unary_result *r,
+                           const ProtobufCMethodDescriptor *m, const char *path)
+{
+    res->code = r->code;
+    free(res->message);
+    res->message = r->message;
+    r->message = NULL;
+    res->initial_md = r->initial_md;
+    res->trailing_md = r->trailing_md;
+    memset(&r->initial_md, 0, sizeof r->initial_md);
+    memset(&r->trailing_md, 0, sizeof r->trailing_md);
+    if (res->code == RPC_OK) {
+        if (!r->has_response)
+            rpc_result_set(res, RPC_INTERNAL, "%s: OK without a response message", path);
+        else if (!(*response = protobuf_c_message_unpack(m->output, NULL, r->response_len, r->response)))
+            rpc_result_set(res, RPC_INTERNAL, "the response is not a valid %s (%s)", m->output->name, path);
+    }
+    if (!res->message)
+        res->message = strdup("");
+    grpcw_unary_result_dispose(r);
+    return 0;
+}
+
+/* A packed request: its method, path and bytes (buf reused across packs). */
+typedef struct {
+    const ProtobufCMethodDescriptor *m;
+    char path[512];
+    uint8_t *buf;
+    size_t len, cap;
+} rpc_packed;
+
+static int rpc_pack(rpc_packed *p, rpc_call_result *res, const ProtobufCServiceDescriptor *service,
+                    const char *method, const ProtobufCMessage *request)
+{
+    p->m = protobuf_c_service_descriptor_get_method_by_name(service, method);
+    if (!p->m) {
+        rpc_result_set(res, RPC_INTERNAL, "%s has no method %s", service->name, method);
+        return -1;
+    }
+    if (request->descriptor != p->m->input) {
+        rpc_result_set(res, RPC_INTERNAL, "%s takes %s", method, p->m->input->name);
+        return -1;
+    }
+    if ((size_t)snprintf(p->path, sizeof p->path, "/%s/%s", service->name, p->m->name) >= sizeof p->path) {
+        rpc_result_set(res, RPC_INTERNAL, "method path too long: %s/%s", service->name, p->m->name);
+        return -1;
+    }
+    p->len = protobuf_c_message_get_packed_size(request);
+    if (p->len > p->cap || !p->buf) {
+        size_t cap = p->len > 256 ? p->len : 256;
+        uint8_t *nb = malloc(cap);
+        if (!nb) {
+            rpc_result_set(res, RPC_INTERNAL, "out of memory");
+            return -1;
+        }
+        free(p->buf);
+        p->buf = nb;
+        p->cap = cap;
+    }
+    protobuf_c_message_pack(request, p->buf);
+    return 0;
+}
+
 int rpc_client_unary(rpc_client *c, rpc_call_result *res, ProtobufCMessage **response,
                      const ProtobufCServiceDescriptor *service, const char *method,
                      const ProtobufCMessage *request, const rpc_call_options *o)
 {
     static const rpc_call_options no_options = {0, NULL, 0};
     grpcw_unary_result r;
-    uint8_t *buf = NULL;
+    rpc_packed p;
     int rc = -1;
     memset(res, 0, sizeof *res);
-    memset(&r, 0, sizeof r);
+    memset(&p, 0, sizeof p);
     *response = NULL;
     if (!o)
         o = &no_options;
-
-    const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(service, method);
-    if (!m) {
-        rpc_result_set(res, RPC_INTERNAL, "%s has no method %s", service->name, method);
-        return -1;
-    }
-    if (request->descriptor != m->input) {
-        rpc_result_set(res, RPC_INTERNAL, "%s takes %s", method, m->input->name);
-        return -1;
-    }
-    char path[512];
-    if ((size_t)snprintf(path, sizeof path, "/%s/%s", service->name, m->name) >= sizeof path) {
-        rpc_result_set(res, RPC_INTERNAL, "method path too long: %s/%s", service->name, m->name);
-        return -1;
-    }
-    size_t len = protobuf_c_message_get_packed_size(request);
-    buf = malloc(len ? len : 1);
-    if (!buf) {
-        rpc_result_set(res, RPC_INTERNAL, "out of memory");
-        return -1;
-    }
-    protobuf_c_message_pack(request, buf);
-
-    if (grpcw_unary_call(c->ch, &r, path, buf, len, o->metadata, o->n_metadata, o->timeout_ms) != 0) {
-        rpc_result_set(res, RPC_INTERNAL, "%s: %s", path, r.message ? r.message : "call failed");
+    if (rpc_pack(&p, res, service, method, request) != 0)
+        goto out;
+    if (grpcw_unary_call(c->ch, &r, p.path, p.buf, p.len, o->metadata, o->n_metadata, o->timeout_ms) != 0) {
+        rpc_result_set(res, RPC_INTERNAL, "%s: %s", p.path, r.message ? r.message : "call failed");
+        grpcw_unary_result_dispose(&r);
         goto out;
     }
-    res->code = r.code;
-    res->message = r.message;
-    r.message = NULL;
-    res->initial_md = r.initial_md;
-    res->trailing_md = r.trailing_md;
-    memset(&r.initial_md, 0, sizeof r.initial_md);
-    memset(&r.trailing_md, 0, sizeof r.trailing_md);
-    rc = 0;
-    if (res->code != RPC_OK)
-        goto out;
-    if (!r.has_response) {
-        rpc_result_set(res, RPC_INTERNAL, "%s: OK without a response message", path);
-        goto out;
-    }
-    *response = protobuf_c_message_unpack(m->output, NULL, r.response_len, r.response);
-    if (!*response)
-        rpc_result_set(res, RPC_INTERNAL, "the response is not a valid %s (%s)", m->output->name, path);
+    rc = rpc_result_take(res, response, &r, p.m, p.path);
 out:
     if (!res->message)
         res->message = strdup("");
-    grpcw_unary_result_dispose(&r);
-    free(buf);
+    free(p.buf);
     return rc;
+}
+
+/* ---- asynchronous calls ------------------------------------------------------------------- */
+
+struct rpc_client_call {
+    grpcw_client_call *gc;
+    rpc_packed p;
+};
+
+rpc_client_call *rpc_client_call_new(void)
+{
+    rpc_client_call *call = calloc(1, sizeof *call);
+    if (!call)
+        return NULL;
+    call->gc = grpcw_client_call_new();
+    if (!call->gc) {
+        free(call);
+        return NULL;
+    }
+    return call;
+}
+
+void rpc_client_call_free(rpc_client_call *call)
+{
+    if (!call)
+        return;
+    grpcw_client_call_free(call->gc);
+    free(call->p.buf);
+    free(call);
+}
+
+int rpc_client_call_prepare(rpc_client_call *call, rpc_call_result *res, const ProtobufCServiceDescriptor *service,
+                            const char *method, const ProtobufCMessage *request)
+{
+    memset(res, 0, sizeof *res);
+    call->p.m = NULL;
+    if (rpc_pack(&call->p, res, service, method, request) != 0) {
+        call->p.m = NULL;
+        if (!res->message)
+            res->message = strdup("");
+        return -1;
+    }
+    return 0;
+}
+
+int rpc_client_call_start(rpc_client_call *call, rpc_call_result *res, rpc_client *c, grpcw_cq *cq, void *tag,
+                          const rpc_call_options *o)
+{
+    static const rpc_call_options no_options = {0, NULL, 0};
+    char err[128];
+    memset(res, 0, sizeof *res);
+    if (!o)
+        o = &no_options;
+    if (!call->p.m) {
+        rpc_result_set(res, RPC_INTERNAL, "no prepared request");
+    } else if (grpcw_client_call_start(call->gc, err, sizeof err, c->ch, cq, tag, call->p.path, call->p.buf,
+                                       call->p.len, o->metadata, o->n_metadata, o->timeout_ms) != 0) {
+        rpc_result_set(res, RPC_INTERNAL, "%s: %s", call->p.path, err);
+    } else {
+        return 0;
+    }
+    if (!res->message)
+        res->message = strdup("");
+    return -1;
+}
+
+int rpc_client_call_finish(rpc_client_call *call, rpc_call_result *res, ProtobufCMessage **response)
+{
+    grpcw_unary_result r;
+    memset(res, 0, sizeof *res);
+    *response = NULL;
+    if (grpcw_client_call_finish(call->gc, &r) != 0) {
+        rpc_result_set(res, RPC_INTERNAL, "%s: %s", call->p.path, r.message ? r.message : "call failed");
+        grpcw_unary_result_dispose(&r);
+        if (!res->message)
+            res->message = strdup("");
+        return -1;
+    }
+    return rpc_result_take(res, response, &r, call->p.m, call->p.path);
 }
 
 const char *rpc_call_result_header(const rpc_call_result *res, const char *key)

@@ -1,6 +1,7 @@
-/* gw_http: the gateway's HTTP/1.1 server (libmicrohttpd, one thread per
- * connection: each request makes one blocking gRPC call) and its request
- * pipeline:
+/* gw_http: the gateway's HTTP/1.1 server (libmicrohttpd on one epoll
+ * event loop for every connection; a request whose gRPC call is in flight
+ * is suspended, not holding a thread, and resumed by gw_upstreams'
+ * completion thread when the call ends) and its request pipeline:
  *
  *   raw URI -> route (gw_routes) -> request message from the JSON body, the
  *   path variables and the query (gw_json) -> metadata (authorization,
@@ -31,7 +32,7 @@ typedef struct {
     const char *listen;                    /* "host:port" (IPv4, or [IPv6]:port); port 0: any free port */
     const char *tls_cert_pem;              /* PEM chain and key: TLS; both NULL: plaintext */
     const char *tls_key_pem;
-    unsigned max_connections;              /* > 0 */
+    unsigned max_connections;              /* > 0; all on one event loop */
     unsigned max_connections_per_ip;       /* 0: no limit */
     unsigned idle_timeout_s;               /* close connections idle this long; 0: never */
     size_t max_body_bytes;                 /* larger bodies: 413 */
@@ -56,7 +57,10 @@ gw_http *gw_http_start(char *err, size_t err_len, const gw_http_options *options
 /* The bound TCP port. */
 int gw_http_port(const gw_http *h);
 
-/* Stops accepting, waits for the connection threads, frees. h may be NULL. */
+/* Stops accepting (requests on open connections get 503), waits for the
+ * calls in flight (their deadlines bound the wait) and a moment for their
+ * replies to go out, stops the event loop, frees. Call before
+ * gw_upstreams_free. h may be NULL. */
 void gw_http_stop(gw_http *h);
 
 #endif

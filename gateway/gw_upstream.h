@@ -37,20 +37,57 @@ typedef struct {
 __attribute__((warn_unused_result))
 gw_upstreams *gw_upstreams_new(char *err, size_t err_len, const gw_upstream_config *cfg);
 
-/* Starts the health thread. Returns 0, or -1. */
+/* Starts the health thread and the completion thread that finishes
+ * asynchronous calls. Returns 0, or -1. */
 __attribute__((warn_unused_result))
 int gw_upstreams_start(gw_upstreams *u);
 
-/* Stops the health thread (if started) and frees everything. */
+/* Stops the threads (if started) and frees everything. Every call started
+ * with gw_upstreams_call_start must have completed (its done has run). */
 void gw_upstreams_free(gw_upstreams *u);
 
-/* A unary call with failover (see above). Same contract as
- * rpc_client_unary; *target_index gets the target that answered (or was
- * tried last). */
+/* ---- asynchronous calls with failover ---- */
+
+/* Called once per started call, on the upstreams' completion thread, when
+ * the call has ended (after any failover): rc, res and response as
+ * rpc_client_unary gives them, target_index the target that answered (or
+ * was tried last). res and response are borrowed: they are released when
+ * the function returns. The gw_upcall is not touched after the call, so
+ * the function may hand its owner back to another thread. */
+typedef void gw_upstream_done_fn(void *arg, int rc, const rpc_call_result *res, const ProtobufCMessage *response,
+                                 size_t target_index);
+
+/* Caller-owned storage for one call at a time (reusable). Members are
+ * private to gw_upstream. */
+typedef struct {
+    rpc_client_call *call;
+    rpc_call_options options;
+    size_t order[GW_UPSTREAM_MAX];
+    size_t n, k;
+    gw_upstream_done_fn *done;
+    void *arg;
+    void *next; /* queued for the completion thread */
+} gw_upcall;
+
+/* Returns 0, or -1 when memory is short. */
 __attribute__((warn_unused_result))
-int gw_upstreams_call(gw_upstreams *u, rpc_call_result *res, ProtobufCMessage **response, size_t *target_index,
-                      const ProtobufCServiceDescriptor *service, const char *method, const ProtobufCMessage *request,
-                      const rpc_call_options *options);
+int gw_upcall_init(gw_upcall *c);
+
+/* Releases an idle gw_upcall (no call in flight). */
+void gw_upcall_dispose(gw_upcall *c);
+
+/* Starts a unary call of service/method with request (packed here, so
+ * request may be freed at once) on a healthy target, round-robin; a
+ * failure that shows the request never left (see above) is re-sent to the
+ * next target from the completion thread. options->metadata (borrowed)
+ * must stay valid until done runs. Returns 0: done(arg, ...) will run
+ * exactly once; or -1 with res (output) saying why: done will not run.
+ * Needs gw_upstreams_start. */
+__attribute__((warn_unused_result))
+int gw_upstreams_call_start(gw_upstreams *u, gw_upcall *c, rpc_call_result *res,
+                            const ProtobufCServiceDescriptor *service, const char *method,
+                            const ProtobufCMessage *request, const rpc_call_options *options, gw_upstream_done_fn *done,
+                            void *arg);
 
 size_t gw_upstreams_count(const gw_upstreams *u);
 const char *gw_upstreams_target(const gw_upstreams *u, size_t i);

@@ -247,6 +247,21 @@ static void prep_sign_transaction(signer_worker *w, hctx *h)
     memcpy(t->digest, h->digest, 32);
     memcpy(t->spends, d.spends, sizeof t->spends);
     t->n_spends = d.n_spends;
+    /* What a fee replacement must keep: the transaction without its fees. */
+    ethtx bare = *tx;
+    memset(bare.max_fee, 0, sizeof bare.max_fee);
+    memset(bare.max_priority_fee, 0, sizeof bare.max_priority_fee);
+    if (ethtx_signing_hash(t->body, &w->rlp, &bare) != RLP_OK) {
+        fail(h, CODE(INTERNAL), "internal", "cannot encode the transaction");
+        return;
+    }
+    memcpy(t->max_fee, tx->max_fee, 32);
+    if (tx->type == ETHTX_EIP1559)
+        memcpy(t->prio_fee, tx->max_priority_fee, 32);
+    t->bump_prio = tx->type == ETHTX_EIP1559;
+    t->gas_limit = tx->gas_limit;
+    t->repl_min_bump_pct = d.repl_min_bump_pct;
+    t->repl_max = d.repl_max;
     h->lr = ledger_reserve(w->sh->led, t, detail, sizeof detail, h->now_ms);
     switch (h->lr) {
     case LEDGER_OK:
@@ -270,6 +285,12 @@ static void prep_sign_transaction(signer_worker *w, hctx *h)
         return;
     case LEDGER_VELOCITY:
         fail(h, CODE(POLICY_DENIED), "velocity.daily_limit", "%s", detail);
+        return;
+    case LEDGER_REPLACE_UNDERPRICED:
+        fail(h, CODE(POLICY_DENIED), "nonce.replacement_underpriced", "%s", detail);
+        return;
+    case LEDGER_REPLACE_LIMIT:
+        fail(h, CODE(POLICY_DENIED), "nonce.replacement_limit", "%s", detail);
         return;
     case LEDGER_ERR_NOMEM:
         fail(h, CODE(INTERNAL), "internal", "out of memory");
@@ -302,6 +323,9 @@ static void finish_sign_transaction(signer_worker *w, hctx *h)
         /* Committed by dispatch_finish inside the journal append, so that
          * a re-sign that sees the commit is journaled after it. */
         h->commit = true;
+        if (h->txn.replacement)
+            snprintf(h->extra, sizeof h->extra, "\"tx_type\":\"%s\",\"replacement\":%u",
+                     tx->type == ETHTX_EIP1559 ? "eip1559" : "legacy", h->txn.replacement);
     } else {
         snprintf(h->extra, sizeof h->extra, "\"tx_type\":\"%s\",\"resign\":true",
                  tx->type == ETHTX_EIP1559 ? "eip1559" : "legacy");

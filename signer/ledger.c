@@ -19,12 +19,14 @@
 #define REC_S_LEN (1u + 8u + 20u + 8u + 20u + 32u + SUM_LEN)
 #define REC_N_LEN (1u + 20u + 8u + 8u + 32u + SUM_LEN)
 #define REC_A_LEN (1u + 8u + 32u + SUM_LEN)
+#define REC_R_LEN (1u + 20u + 8u + 8u + 32u + 32u + 32u + 32u + 4u + SUM_LEN)
 #define MINUTE_MS 60000LL
 #define VKEY_LEN 48u  /* key | chain | token */
 #define NKEY_LEN 36u  /* key | chain | nonce */
 #define KKEY_LEN 28u  /* key | chain */
 
-_Static_assert(REC_S_LEN == LEDGER_RECORD_MAX, "largest record");
+_Static_assert(REC_R_LEN == LEDGER_RECORD_MAX, "largest record");
+_Static_assert(REC_S_LEN * POLICY_SPENDS_MAX + REC_R_LEN <= LEDGER_COMMIT_MAX, "one commit");
 _Static_assert(REC_A_LEN == LEDGER_MARK_LEN, "mark record");
 
 /* ---- hash table (linear probing, backward-shift deletion) -------------------- */
@@ -143,8 +145,14 @@ enum { NONCE_PENDING = 1, NONCE_COMMITTED = 2 };
 
 typedef struct {
     uint8_t key[NKEY_LEN];
-    uint8_t digest[32];
+    uint8_t digest[32];          /* the last committed (or, PENDING, the first being signed) */
     uint8_t state;
+    bool has_body;               /* body and fees known ('R' record): may be re-priced */
+    bool replacing;              /* a replacement is being signed (state COMMITTED) */
+    uint8_t body[32];
+    uint8_t max_fee[32], prio_fee[32];
+    uint32_t replacements;       /* committed replacements */
+    uint8_t pend_digest[32];     /* the replacement being signed */
 } nonce_entry;
 
 typedef struct {
@@ -313,6 +321,25 @@ static size_t encode_spend(uint8_t *rec, int64_t ts_ms, const uint8_t vk[VKEY_LE
     return REC_S_LEN;
 }
 
+static size_t encode_nonce_r(uint8_t *rec, const nonce_entry *e)
+{
+    uint8_t *p = rec;
+    *p++ = 'R';
+    memcpy(p, e->key, NKEY_LEN);
+    p += NKEY_LEN;
+    memcpy(p, e->digest, 32);
+    memcpy(p + 32, e->body, 32);
+    memcpy(p + 64, e->max_fee, 32);
+    memcpy(p + 96, e->prio_fee, 32);
+    p += 128;
+    p[0] = (uint8_t)(e->replacements >> 24);
+    p[1] = (uint8_t)(e->replacements >> 16);
+    p[2] = (uint8_t)(e->replacements >> 8);
+    p[3] = (uint8_t)e->replacements;
+    seal_record(rec, REC_R_LEN - SUM_LEN);
+    return REC_R_LEN;
+}
+
 static size_t encode_nonce(uint8_t *rec, const uint8_t nk[NKEY_LEN], const uint8_t digest[32])
 {
     rec[0] = 'N';
@@ -336,6 +363,7 @@ static size_t record_len(uint8_t type)
     case 'S': return REC_S_LEN;
     case 'N': return REC_N_LEN;
     case 'A': return REC_A_LEN;
+    case 'R': return REC_R_LEN;
     default: return 0;
     }
 }
@@ -353,10 +381,12 @@ static int apply_record(ledger *l, ledger_info *info, const uint8_t *rec, int64_
         vel_entry *e = vel_get(l, rec + 9, 1);
         return e ? vel_add(e, ts, &amount) : -1;
     }
-    case 'N': {
+    case 'N':
+    case 'R': {
         const uint8_t *nk = rec + 1;
         uint64_t h = hash_key(l, nk, NKEY_LEN);
         nonce_entry *e = ht_get(&l->nonces, h, nk);
+        bool fresh = !e;
         if (!e) {
             e = calloc(1, sizeof *e);
             if (!e)
@@ -369,8 +399,24 @@ static int apply_record(ledger *l, ledger_info *info, const uint8_t *rec, int64_
                 return -1;
             }
         }
-        /* A second record for the same nonce can only repeat the first
-         * (the daemon never commits two digests); the first one stands. */
+        if (rec[0] == 'R') {
+            const uint8_t *p = rec + 1 + NKEY_LEN;
+            uint32_t n = (uint32_t)p[128] << 24 | (uint32_t)p[129] << 16 | (uint32_t)p[130] << 8 | p[131];
+            /* A later record for the nonce is a replacement (more
+             * replacements) or repeats one; the one with the most stands.
+             * An 'N' record (no body) is never superseded by guesswork:
+             * the daemon only writes 'R' records for nonces it re-prices. */
+            if (fresh || (e->has_body && n > e->replacements)) {
+                memcpy(e->digest, p, 32);
+                memcpy(e->body, p + 32, 32);
+                memcpy(e->max_fee, p + 64, 32);
+                memcpy(e->prio_fee, p + 96, 32);
+                e->replacements = n;
+                e->has_body = true;
+            }
+        }
+        /* Otherwise a second record for the same nonce repeats the first
+         * (the daemon commits another digest only as a replacement). */
         kc_entry *kc = kc_get(l, nk, be64_get(nk + 20), 1);
         if (!kc)
             return -1;
@@ -592,7 +638,7 @@ static int compact(ledger *l, ledger_info *info, char *err, size_t err_len, int 
         nonce_entry *e = l->nonces.slots[i].item;
         if (!e)
             continue;
-        wb_put(w, rec, encode_nonce(rec, e->key, e->digest));
+        wb_put(w, rec, e->has_body ? encode_nonce_r(rec, e) : encode_nonce(rec, e->key, e->digest));
         info->nonces_live++;
     }
     wb_flush(w);
@@ -705,6 +751,73 @@ static void release_spends(ledger *l, ledger_txn *t)
     t->n_reserved = 0;
 }
 
+/* True when fee nw is strictly above old and at least pct percent above
+ * it (rounded up), as nodes require of a replacement. */
+static bool fee_bumped(const uint8_t nw[32], const uint8_t old[32], uint32_t pct)
+{
+    u256 n, o, extra, need;
+    u256 p = u256_from_u64(pct), hundred = u256_from_u64(100);
+    u256_from_be32(&n, nw);
+    u256_from_be32(&o, old);
+    if (u256_muldiv_ceil(&extra, &o, &p, &hundred) != 0 || u256_add(&need, &o, &extra) != 0)
+        return false;
+    return u256_cmp(&n, &o) > 0 && u256_cmp(&n, &need) >= 0;
+}
+
+/* Decides a request for a nonce that is already known (e), with another
+ * digest. LEDGER_OK: t is a replacement of e (spends not yet adjusted). */
+static ledger_result replacement_check(const nonce_entry *e, const ledger_txn *t, char *detail,
+                                       size_t detail_len)
+{
+    bool same_body = t->repl_max > 0 && e->has_body && sodium_memcmp(e->body, t->body, 32) == 0;
+    if (e->state != NONCE_COMMITTED || e->replacing) {
+        if (same_body || (e->replacing && sodium_memcmp(e->pend_digest, t->digest, 32) == 0)) {
+            set_err(detail, detail_len, "nonce %llu is being signed (or re-priced) right now",
+                    (unsigned long long)t->nonce);
+            return LEDGER_IN_FLIGHT;
+        }
+    }
+    if (!same_body || t->repl_max == 0 || e->state != NONCE_COMMITTED || e->replacing) {
+        set_err(detail, detail_len, "nonce %llu on chain %llu was already signed for another payload%s",
+                (unsigned long long)t->nonce, (unsigned long long)t->chain_id,
+                t->repl_max == 0 ? "" : !e->has_body ? " (signed before replacements were recorded)"
+                                                     : " (a replacement may change only the fees)");
+        return LEDGER_DOUBLE_SIGN;
+    }
+    if (e->replacements >= t->repl_max) {
+        set_err(detail, detail_len, "nonce %llu on chain %llu was already re-priced %u times (max_replacements %u)",
+                (unsigned long long)t->nonce, (unsigned long long)t->chain_id, e->replacements, t->repl_max);
+        return LEDGER_REPLACE_LIMIT;
+    }
+    bool fee_ok = fee_bumped(t->max_fee, e->max_fee, t->repl_min_bump_pct);
+    bool prio_ok = !t->bump_prio || fee_bumped(t->prio_fee, e->prio_fee, t->repl_min_bump_pct);
+    if (!fee_ok || !prio_ok) {
+        char had[U256_DEC_MAX];
+        u256 v;
+        u256_from_be32(&v, fee_ok ? e->prio_fee : e->max_fee);
+        u256_to_dec(had, &v);
+        set_err(detail, detail_len, "a replacement of nonce %llu must raise %s by at least %u%% above %s",
+                (unsigned long long)t->nonce, fee_ok ? "max_priority_fee_per_gas" : "max_fee_per_gas",
+                t->repl_min_bump_pct, had);
+        return LEDGER_REPLACE_UNDERPRICED;
+    }
+    return LEDGER_OK;
+}
+
+/* A replacement moves nothing new: only its extra gas cost, gas_limit ×
+ * (new max fee − last max fee), is counted, on the native coin. */
+static void replacement_spends(ledger_txn *t, const nonce_entry *e)
+{
+    static const uint8_t zero[20];
+    u256 nf, of, diff, extra, gl = u256_from_u64(t->gas_limit);
+    u256_from_be32(&nf, t->max_fee);
+    u256_from_be32(&of, e->max_fee);
+    if (u256_sub(&diff, &nf, &of) != 0 || u256_mul(&extra, &gl, &diff) != 0)
+        extra = U256_MAX; /* cannot happen: checked above and by the policy */
+    for (size_t i = 0; i < t->n_spends; i++)
+        t->spends[i].amount = memcmp(t->spends[i].token, zero, 20) == 0 ? extra : U256_ZERO;
+}
+
 ledger_result ledger_reserve(ledger *l, ledger_txn *t, char *detail, size_t detail_len,
                              int64_t now_ms)
 {
@@ -713,6 +826,7 @@ ledger_result ledger_reserve(ledger *l, ledger_txn *t, char *detail, size_t deta
 
     t->n_reserved = 0;
     t->holding = false;
+    t->replacement = 0;
     if (detail && detail_len)
         detail[0] = '\0';
     nkey(nk, t->key, t->chain_id, t->nonce);
@@ -742,17 +856,19 @@ ledger_result ledger_reserve(ledger *l, ledger_txn *t, char *detail, size_t deta
     nonce_entry *ne = ht_get(&l->nonces, h, nk);
     if (ne) {
         int same = sodium_memcmp(ne->digest, t->digest, 32) == 0;
-        if (!same) {
-            set_err(detail, detail_len, "nonce %llu on chain %llu was already signed for another payload",
-                    (unsigned long long)t->nonce, (unsigned long long)t->chain_id);
-            r = LEDGER_DOUBLE_SIGN;
-        } else if (ne->state == NONCE_COMMITTED) {
+        if (same && ne->state == NONCE_COMMITTED) {
             r = LEDGER_RESIGN;
-        } else {
+            goto out;
+        }
+        if (same) {
             set_err(detail, detail_len, "nonce %llu is being signed right now", (unsigned long long)t->nonce);
             r = LEDGER_IN_FLIGHT;
+            goto out;
         }
-        goto out;
+        r = replacement_check(ne, t, detail, detail_len);
+        if (r != LEDGER_OK)
+            goto out;
+        replacement_spends(t, ne);
     }
     for (size_t i = 0; i < t->n_spends; i++) {
         const policy_spend *s = &t->spends[i];
@@ -785,6 +901,13 @@ ledger_result ledger_reserve(ledger *l, ledger_txn *t, char *detail, size_t deta
             e->reserved = U256_MAX;
         t->n_reserved = i + 1;
     }
+    if (ne) { /* a replacement: the committed entry stands until it commits */
+        ne->replacing = true;
+        memcpy(ne->pend_digest, t->digest, 32);
+        t->replacement = ne->replacements + 1;
+        t->holding = true;
+        goto out;
+    }
     ne = calloc(1, sizeof *ne);
     if (!ne || ht_put(&l->nonces, h, ne) != 0) {
         free(ne);
@@ -794,6 +917,10 @@ ledger_result ledger_reserve(ledger *l, ledger_txn *t, char *detail, size_t deta
     }
     memcpy(ne->key, nk, NKEY_LEN);
     memcpy(ne->digest, t->digest, 32);
+    memcpy(ne->body, t->body, 32);
+    memcpy(ne->max_fee, t->max_fee, 32);
+    memcpy(ne->prio_fee, t->prio_fee, 32);
+    ne->has_body = true;
     ne->state = NONCE_PENDING;
     t->holding = true;
 out:
@@ -809,7 +936,13 @@ void ledger_abort(ledger *l, ledger_txn *t)
     nkey(nk, t->key, t->chain_id, t->nonce);
     pthread_mutex_lock(&l->mu);
     release_spends(l, t);
-    free(ht_del(&l->nonces, hash_key(l, nk, NKEY_LEN), nk));
+    if (t->replacement) {
+        nonce_entry *ne = ht_get(&l->nonces, hash_key(l, nk, NKEY_LEN), nk);
+        if (ne)
+            ne->replacing = false;
+    } else {
+        free(ht_del(&l->nonces, hash_key(l, nk, NKEY_LEN), nk));
+    }
     t->holding = false;
     pthread_mutex_unlock(&l->mu);
 }
@@ -839,12 +972,32 @@ size_t ledger_commit(ledger *l, ledger_txn *t, uint8_t rec[LEDGER_COMMIT_MAX], i
         len += encode_spend(rec + len, now_ms, k, &t->spends[i].amount);
     }
     nonce_entry *ne = ht_get(&l->nonces, hash_key(l, nk, NKEY_LEN), nk);
-    if (ne)
+    if (ne) {
+        if (t->replacement) {
+            memcpy(ne->digest, t->digest, 32);
+            memcpy(ne->max_fee, t->max_fee, 32);
+            memcpy(ne->prio_fee, t->prio_fee, 32);
+            ne->replacements = t->replacement;
+            ne->replacing = false;
+        }
         ne->state = NONCE_COMMITTED;
+    }
     kc_entry *kc = kc_get(l, t->key, t->chain_id, 1);
     if (kc && t->nonce > kc->max_nonce)
         kc->max_nonce = t->nonce;
-    len += encode_nonce(rec + len, nk, t->digest);
+    if (ne) {
+        len += encode_nonce_r(rec + len, ne);
+    } else { /* cannot happen: reserved entries stay until commit or abort */
+        nonce_entry tmp;
+        memset(&tmp, 0, sizeof tmp);
+        memcpy(tmp.key, nk, NKEY_LEN);
+        memcpy(tmp.digest, t->digest, 32);
+        memcpy(tmp.body, t->body, 32);
+        memcpy(tmp.max_fee, t->max_fee, 32);
+        memcpy(tmp.prio_fee, t->prio_fee, 32);
+        tmp.replacements = t->replacement;
+        len += encode_nonce_r(rec + len, &tmp);
+    }
     t->n_reserved = 0;
     t->holding = false;
     pthread_mutex_unlock(&l->mu);
@@ -874,6 +1027,8 @@ const char *ledger_strerror(ledger_result r)
     case LEDGER_NONCE_TOO_OLD: return "nonce too far below the highest signed";
     case LEDGER_NONCE_TOO_FAR_AHEAD: return "nonce too far above the highest signed";
     case LEDGER_VELOCITY: return "daily limit exceeded";
+    case LEDGER_REPLACE_UNDERPRICED: return "replacement fees not bumped enough";
+    case LEDGER_REPLACE_LIMIT: return "too many replacements of the nonce";
     case LEDGER_ERR_NOMEM: return "out of memory";
     }
     return "unknown ledger result";

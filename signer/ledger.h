@@ -17,13 +17,32 @@
  *    on the chain counts from 0) are refused as too far ahead, so that no
  *    request can push the watermark to the top of the range and make every
  *    later nonce of that key "too old".
+ *  - Fee replacement: when the chain's policy allows it (replacement:
+ *    max_replacements > 0), a committed (key, chain, nonce) may be signed
+ *    again for another digest if the transaction without its fees (the
+ *    "body": the signing hash with both fee fields zeroed, which covers
+ *    type, chain id, nonce, to, value, data, gas limit and access list) is
+ *    the same, and max_fee_per_gas (legacy: gas_price) and, for EIP-1559,
+ *    max_priority_fee_per_gas are each at least min_bump_pct above the
+ *    last committed ones (and strictly above them), at most
+ *    max_replacements times. The value and token amounts were counted by
+ *    the first signature: a replacement reserves only the extra gas cost,
+ *    gas_limit × (new max fee − last max fee), on the native coin. Only the
+ *    last committed digest signs again idempotently; an earlier one of a
+ *    replaced transaction is refused as underpriced (coffer-api keeps
+ *    every raw transaction it was given).
  *
  * Persistence: an append-only file of fixed-size binary records, each
  * closed by a 16-byte BLAKE2b checksum:
  *
  *     header  "COFFER-LEDGER v1\n"
  *     'S' spend   time ms (8) | key (20) | chain (8) | token (20) | amount (32)
- *     'N' nonce   key (20) | chain (8) | nonce (8) | digest (32)
+ *     'N' nonce   key (20) | chain (8) | nonce (8) | digest (32)   (written
+ *                 by earlier versions; replayed, never re-priced)
+ *     'R' nonce   key (20) | chain (8) | nonce (8) | digest (32) | body (32) |
+ *                 max fee (32) | priority fee (32) | replacements (4): a
+ *                 signature and what replacement needs; the record with the
+ *                 most replacements for a nonce is the one that counts
  *     'A' audit   audit seq (8) | audit entry hash (32): the audit log's head,
  *                 appended by the journal after each batch of lines is synced
  *
@@ -51,7 +70,7 @@
 /* Default of ledger_txn.max_nonce_gap (the policy's chains[].max_nonce_gap). */
 #define LEDGER_NONCE_GAP_DEFAULT 1024u
 /* Largest record, and the most bytes one commit produces. */
-#define LEDGER_RECORD_MAX 105u
+#define LEDGER_RECORD_MAX 185u
 #define LEDGER_COMMIT_MAX ((POLICY_SPENDS_MAX + 1u) * LEDGER_RECORD_MAX)
 #define LEDGER_MARK_LEN 57u
 
@@ -82,6 +101,18 @@ typedef struct {
                               * signed for (key, chain); 0: LEDGER_NONCE_GAP_DEFAULT */
     policy_spend spends[POLICY_SPENDS_MAX];
     size_t n_spends;
+    /* fee replacement: body = signing hash with both fees zero; fees are
+     * 32-byte big-endian; legacy transactions have prio_fee zero and
+     * bump_prio false */
+    uint8_t body[32];
+    uint8_t max_fee[32];
+    uint8_t prio_fee[32];
+    bool bump_prio;
+    uint64_t gas_limit;
+    uint32_t repl_min_bump_pct;
+    uint32_t repl_max;       /* 0: the policy allows no replacement on the chain */
+    /* output: after LEDGER_OK, the replacement number (0: a first signature) */
+    uint32_t replacement;
     /* private */
     size_t n_reserved;
     bool holding;
@@ -95,6 +126,8 @@ typedef enum {
     LEDGER_NONCE_TOO_OLD,   /* more than LEDGER_NONCE_WINDOW below the highest signed nonce */
     LEDGER_NONCE_TOO_FAR_AHEAD, /* more than max_nonce_gap above it (or above 0 when none) */
     LEDGER_VELOCITY,        /* a daily limit would be exceeded (detail names the token) */
+    LEDGER_REPLACE_UNDERPRICED, /* same body, but a fee is not bumped enough */
+    LEDGER_REPLACE_LIMIT,   /* same body, but max_replacements were already signed */
     LEDGER_ERR_NOMEM,
 } ledger_result;
 

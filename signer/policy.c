@@ -517,10 +517,38 @@ static int parse_native(pctx *c, chain_rule *ch, json_t *v)
     return 0;
 }
 
+/* "replacement": {"min_bump_pct": 10, "max_replacements": 5}: a signed
+ * nonce may be signed again with only its fees raised (see ledger.h). */
+static int parse_replacement(pctx *c, chain_rule *ch, json_t *v)
+{
+    static const char *const keys[] = {"min_bump_pct", "max_replacements", NULL};
+    json_t *x;
+    size_t old;
+    if (!json_is_object(v))
+        return fail(c, "expected an object");
+    if (check_keys(c, v, keys) != 0)
+        return -1;
+    ch->repl_min_bump_pct = POLICY_REPL_BUMP_DEFAULT;
+    ch->repl_max = POLICY_REPL_MAX_DEFAULT;
+    if ((x = json_object_get(v, "min_bump_pct"))) {
+        old = push_key(c, "min_bump_pct");
+        if (get_uint(c, &ch->repl_min_bump_pct, x, 1, POLICY_REPL_BUMP_MAX) != 0)
+            return -1;
+        pop(c, old);
+    }
+    if ((x = json_object_get(v, "max_replacements"))) {
+        old = push_key(c, "max_replacements");
+        if (get_uint(c, &ch->repl_max, x, 0, POLICY_REPL_MAX) != 0)
+            return -1;
+        pop(c, old);
+    }
+    return 0;
+}
+
 static int parse_chain(pctx *c, chain_rule *ch, json_t *v)
 {
     static const char *const keys[] = {"chain_id", "tx_types", "max_gas_limit", "max_fee_per_gas",
-                                       "max_nonce_gap", "native", "contracts", NULL};
+                                       "max_nonce_gap", "replacement", "native", "contracts", NULL};
     json_t *x;
     size_t old;
     if (!json_is_object(v))
@@ -562,6 +590,12 @@ static int parse_chain(pctx *c, chain_rule *ch, json_t *v)
     if ((x = json_object_get(v, "max_nonce_gap"))) {
         old = push_key(c, "max_nonce_gap");
         if (get_uint(c, &ch->max_nonce_gap, x, 1, POLICY_NONCE_GAP_MAX) != 0)
+            return -1;
+        pop(c, old);
+    }
+    if ((x = json_object_get(v, "replacement"))) {
+        old = push_key(c, "replacement");
+        if (parse_replacement(c, ch, x) != 0)
             return -1;
         pop(c, old);
     }

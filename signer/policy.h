@@ -7,6 +7,7 @@
  *    "chains": [{
  *      "chain_id": 31337,
  *      "max_nonce_gap": 1024,
+ *      "replacement": {"min_bump_pct": 10, "max_replacements": 5},
  *      "tx_types": ["eip1559", "legacy"],
  *      "max_gas_limit": 3000000,
  *      "max_fee_per_gas": "500000000000",
@@ -53,6 +54,11 @@
 /* chains[].max_nonce_gap: default and largest value */
 #define POLICY_NONCE_GAP_DEFAULT 1024u
 #define POLICY_NONCE_GAP_MAX 1000000000u
+/* chains[].replacement: fee replacement of a signed nonce (absent: none) */
+#define POLICY_REPL_BUMP_DEFAULT 10u
+#define POLICY_REPL_BUMP_MAX 1000u
+#define POLICY_REPL_MAX_DEFAULT 5u
+#define POLICY_REPL_MAX 100u
 /* messages.prefixes: most entries and longest prefix in bytes */
 #define POLICY_PREFIXES_MAX 64u
 #define POLICY_PREFIX_MAX 256u
@@ -76,6 +82,8 @@ typedef struct {
     policy_spend spends[POLICY_SPENDS_MAX];
     size_t n_spends;
     uint64_t max_nonce_gap;           /* the chain's max_nonce_gap (when allowed) */
+    uint32_t repl_min_bump_pct;       /* the chain's replacement rule (when allowed): */
+    uint32_t repl_max;                /* 0: a signed nonce is never re-priced */
 } policy_decision;
 
 /* Parses a policy from JSON bytes (need not be NUL-terminated).

@@ -237,6 +237,8 @@ void policy_check_tx(const policy *p, policy_decision *d, const ethtx *tx,
         add_spend(d, NULL, &native, ch->has_native_daily, &ch->native_daily, "native");
     }
     d->max_nonce_gap = ch->max_nonce_gap;
+    d->repl_min_bump_pct = (uint32_t)ch->repl_min_bump_pct;
+    d->repl_max = (uint32_t)ch->repl_max;
     d->allow = true;
 }
 

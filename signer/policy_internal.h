@@ -76,6 +76,8 @@ typedef struct {
     addr_set native_recipients;
     bool native_any;
     uint64_t max_nonce_gap;          /* POLICY_NONCE_GAP_DEFAULT unless set */
+    uint64_t repl_min_bump_pct;      /* replacement.min_bump_pct (when repl_max > 0) */
+    uint64_t repl_max;               /* replacement.max_replacements; 0: no replacement */
     contract_rule *contracts;
     size_t n_contracts;
 } chain_rule;

@@ -63,6 +63,7 @@ def main():
     lock = threading.Lock()
     it = iter(orders)
     done, errors = [0], [0]
+    codes = {}
     stop = time.monotonic() + a.duration
 
     def worker():
@@ -77,8 +78,11 @@ def main():
                     order_id=order, crypto_amount='1000000', tx_hash='0x' + secrets.token_hex(32)),
                     metadata=admin, timeout=30)
                 n += 1
-            except grpc.RpcError:
+            except grpc.RpcError as ex:
                 e += 1
+                what = '%s: %s' % (ex.code().name, (ex.details() or '')[:80])
+                with lock:
+                    codes[what] = codes.get(what, 0) + 1
         with lock:
             done[0] += n
             errors[0] += e
@@ -92,6 +96,8 @@ def main():
     took = time.monotonic() - t0
     print('CompleteDeposit via gRPC (%d callers, %d vaults, %.1fs): %.0f deposits/s (%d credited, %d errors)'
           % (a.concurrency, a.vaults, took, done[0] / took, done[0], errors[0]))
+    for what, n in sorted(codes.items(), key=lambda kv: -kv[1])[:5]:
+        print('  %d x %s' % (n, what))
 
 
 if __name__ == '__main__':

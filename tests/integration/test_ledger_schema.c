@@ -3,8 +3,12 @@
  * client-owned table, constraints, the deposit/withdrawal state machines,
  * the audit hash chain (recomputed here with libsodium), and what the role
  * may not do. Each test gets a fresh migrated database. */
+#include "db_pool.h"
 #include "harness.h"
 #include "hex.h"
+#include "ledger_db.h"
+#include "migrate.h"
+#include "ops_audit.h"
 #include "test_support.h"
 
 #include <pthread.h>
@@ -280,6 +284,13 @@ static const char *const fx_client_sql[] = {
     "'transfer', '\\x00000000000000000000000000000000000000bb')",
     "INSERT INTO wallet_nonces (client_id, chain_id, wallet_address, next_nonce) "
     "VALUES ('{client}', 31337, substring(sha256('{client}'::bytea) FROM 1 FOR 20), 1)",
+    /* 0004 */
+    "INSERT INTO unmatched_transfers (client_id, chain_id, token_address, from_address, wallet_address, amount, "
+    "tx_hash, log_index, block_number, block_hash) VALUES ('{client}', 31337, '\\x00000000000000000000000000000000000000aa', "
+    "'\\x00000000000000000000000000000000000000bb', substring(sha256('{client}'::bytea) FROM 1 FOR 20), 7, "
+    "sha256('fx-{hex}'::bytea), 0, 1, sha256('fx-{hex}'::bytea))",
+    "INSERT INTO treasury_positions (client_id, protocol_id, book_balance) VALUES ('{client}', "
+    "(SELECT id FROM supported_protocols ORDER BY id DESC LIMIT 1), 5)",
 };
 
 static void fx_client_ids(fx_client *x)
@@ -393,6 +404,15 @@ static const rls_table rls_tables[] = {
     {"wallet_nonces", "client_id", "next_nonce = next_nonce",
      "INSERT INTO wallet_nonces (client_id, chain_id, wallet_address, next_nonce) "
      "VALUES ('{client}', 1, substring(sha256('{hex}'::bytea) FROM 1 FOR 20), 0)"},
+    /* 0004 */
+    {"unmatched_transfers", "client_id", "note = note",
+     "INSERT INTO unmatched_transfers (client_id, chain_id, token_address, from_address, wallet_address, amount, "
+     "tx_hash, log_index, block_number, block_hash) VALUES ('{client}', 1, '\\x00000000000000000000000000000000000000aa', "
+     "'\\x00000000000000000000000000000000000000bb', '\\x00000000000000000000000000000000000000cc', 5, "
+     "sha256('{hex}'::bytea), 0, 1, sha256('{hex}'::bytea))"},
+    {"treasury_positions", "client_id", "book_balance = book_balance",
+     "INSERT INTO treasury_positions (client_id, protocol_id, book_balance) VALUES ('{client}', "
+     "(SELECT id FROM supported_protocols ORDER BY id LIMIT 1), 0)"},
 };
 
 /* Every client-owned table of the migration is in rls_tables, and has RLS
@@ -750,6 +770,7 @@ static const transition expected_transitions[] = {
     {"deposit_crypto", "INITIATED", "EXPIRED"},
     {"deposit_crypto", "INITIATED", "FAILED"},
     {"deposit_crypto", "PROVIDER_CONFIRMING", "FAILED"},
+    {"deposit_crypto", "PROVIDER_CONFIRMING", "INITIATED"}, /* 0004: a reorg took the transfer back */
     {"deposit_fiat", "", "INITIATED"},
     {"deposit_fiat", "INITIATED", "SENT_TO_PROVIDER"},
     {"deposit_fiat", "SENT_TO_PROVIDER", "PROVIDER_PROCESSING"},
@@ -1022,6 +1043,114 @@ static void *audit_writer_main(void *arg)
     return NULL;
 }
 
+/* Walks audit_log in id order and recomputes every chain in C with
+ * libsodium from the columns read as text (docs/ledger.md): the legacy
+ * chain (chain_seq NULL, migration 0002's formula from 32 zero bytes) and
+ * one chain per client and for the platform (migration 0005), each from
+ * sha256("coffer.audit_log.v2\n" label "\n" hex(legacy head)). */
+typedef struct {
+    char label[UUID_LEN + 1];
+    uint8_t prev[32];
+    long seq, id, at;
+    int rows;
+    bool bad;
+} chain_state;
+
+typedef struct {
+    char v1_head[65];
+    uint8_t legacy_prev[32];
+    chain_state chains[8];
+    int n, checked, legacy, bad; /* bad: chains with a row that does not verify */
+    bool legacy_bad;
+} chain_walk;
+
+static bool chain_walk_init(chain_walk *w, PGconn *c)
+{
+    memset(w, 0, sizeof *w);
+    return text(c, w->v1_head, sizeof w->v1_head, "SELECT encode(v1_head, 'hex') FROM audit_log_boundary");
+}
+
+static void chain_genesis(uint8_t out[32], const char *label, const char *v1_head)
+{
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const uint8_t *)"coffer.audit_log.v2\n", 20);
+    crypto_hash_sha256_update(&st, (const uint8_t *)label, strlen(label));
+    crypto_hash_sha256_update(&st, (const uint8_t *)"\n", 1);
+    crypto_hash_sha256_update(&st, (const uint8_t *)v1_head, strlen(v1_head));
+    crypto_hash_sha256_final(&st, out);
+}
+
+static void chain_walk_rows(chain_walk *w, PGconn *c, const char *where)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT id::text, (extract(epoch FROM at) * 1000000)::bigint::text, actor, "
+             "coalesce(client_id::text, ''), action, entity_type, entity_id, details::text, "
+             "encode(prev_hash, 'hex'), encode(hash, 'hex'), coalesce(chain_seq::text, '') FROM audit_log "
+             "WHERE %s ORDER BY audit_log.id", where); /* not the text column named id */
+    PGresult *r = PQexec(c, sql);
+    CU_ASSERT_FATAL(PQresultStatus(r) == PGRES_TUPLES_OK);
+    for (int i = 0; i < PQntuples(r); i++) {
+        uint8_t stored_prev[32], stored[32], mine[32];
+        CU_ASSERT_FATAL(hex_decode_exact(stored_prev, 32, PQgetvalue(r, i, 8)) == 0);
+        CU_ASSERT_FATAL(hex_decode_exact(stored, 32, PQgetvalue(r, i, 9)) == 0);
+        const char *seq_txt = PQgetvalue(r, i, 10);
+        bool legacy = seq_txt[0] == '\0';
+        long id = strtol(PQgetvalue(r, i, 0), NULL, 10), at = strtol(PQgetvalue(r, i, 1), NULL, 10);
+        chain_state *ch = NULL;
+        uint8_t *expect = w->legacy_prev;
+        if (!legacy) {
+            const char *label = PQgetvalue(r, i, 3)[0] ? PQgetvalue(r, i, 3) : "platform";
+            for (int k = 0; k < w->n && !ch; k++)
+                if (strcmp(w->chains[k].label, label) == 0)
+                    ch = &w->chains[k];
+            if (!ch) {
+                CU_ASSERT_FATAL(w->n < 8);
+                ch = &w->chains[w->n++];
+                snprintf(ch->label, sizeof ch->label, "%s", label);
+                chain_genesis(ch->prev, label, w->v1_head);
+            }
+            expect = ch->prev;
+        }
+        crypto_hash_sha256_state st;
+        crypto_hash_sha256_init(&st);
+        crypto_hash_sha256_update(&st, stored_prev, 32);
+        if (!legacy) {
+            crypto_hash_sha256_update(&st, (const uint8_t *)"v2\n", 3);
+            crypto_hash_sha256_update(&st, (const uint8_t *)seq_txt, strlen(seq_txt));
+            crypto_hash_sha256_update(&st, (const uint8_t *)"\n", 1);
+        }
+        for (int f = 0; f < 8; f++) {
+            if (f)
+                crypto_hash_sha256_update(&st, (const uint8_t *)"\n", 1);
+            crypto_hash_sha256_update(&st, (const uint8_t *)PQgetvalue(r, i, f), (size_t)PQgetlength(r, i, f));
+        }
+        crypto_hash_sha256_final(&st, mine);
+        bool good = memcmp(stored_prev, expect, 32) == 0 && memcmp(mine, stored, 32) == 0;
+        if (ch) {
+            long seq = strtol(seq_txt, NULL, 10);
+            good = good && seq == ch->seq + 1 && id > ch->id && at >= ch->at; /* assigned under the chain's lock */
+            ch->seq = seq;
+            ch->id = id;
+            ch->at = at;
+            ch->rows++;
+        } else {
+            w->legacy++;
+        }
+        bool *flag = ch ? &ch->bad : &w->legacy_bad;
+        if (!good && !*flag) {
+            fprintf(stderr, "ledger test: audit row %s (%s) does not verify\n", PQgetvalue(r, i, 0),
+                    ch ? ch->label : "legacy");
+            *flag = true;
+            w->bad++;
+        }
+        memcpy(expect, stored, 32);
+        w->checked++;
+    }
+    PQclear(r);
+}
+
 static void test_audit_chain(void)
 {
     fixture fx;
@@ -1043,48 +1172,69 @@ static void test_audit_chain(void)
     /* The fixture wrote 3 rows (A, B, admin). */
     CU_ASSERT_EQUAL(num(fx.own, "SELECT count(*) FROM audit_log"), 3 + written);
 
-    /* Recompute every hash from the columns read as text, in id order. */
-    PGresult *r = PQexec(fx.own,
-                         "SELECT id::text, (extract(epoch FROM at) * 1000000)::bigint::text, actor, "
-                         "coalesce(client_id::text, ''), action, entity_type, entity_id, details::text, "
-                         "encode(prev_hash, 'hex'), encode(hash, 'hex') FROM audit_log "
-                         "ORDER BY audit_log.id"); /* not the text column named id */
-    CU_ASSERT_FATAL(PQresultStatus(r) == PGRES_TUPLES_OK);
-    uint8_t prev[32] = {0};
-    long last_id = 0, last_at = 0;
-    int checked = 0;
-    for (int i = 0; i < PQntuples(r); i++) {
-        uint8_t stored_prev[32], stored[32], mine[32];
-        CU_ASSERT_FATAL(hex_decode_exact(stored_prev, 32, PQgetvalue(r, i, 8)) == 0);
-        CU_ASSERT_FATAL(hex_decode_exact(stored, 32, PQgetvalue(r, i, 9)) == 0);
-        CU_ASSERT(memcmp(stored_prev, prev, 32) == 0); /* links to the previous row (zeros first) */
-        crypto_hash_sha256_state st;
-        crypto_hash_sha256_init(&st);
-        crypto_hash_sha256_update(&st, stored_prev, 32);
-        for (int f = 0; f < 8; f++) {
-            if (f)
-                crypto_hash_sha256_update(&st, (const uint8_t *)"\n", 1);
-            crypto_hash_sha256_update(&st, (const uint8_t *)PQgetvalue(r, i, f), (size_t)PQgetlength(r, i, f));
-        }
-        crypto_hash_sha256_final(&st, mine);
-        if (memcmp(mine, stored, 32) != 0)
-            fprintf(stderr, "ledger test: audit row %s: hash does not recompute\n", PQgetvalue(r, i, 0));
-        CU_ASSERT(memcmp(mine, stored, 32) == 0);
-        long id = strtol(PQgetvalue(r, i, 0), NULL, 10), at = strtol(PQgetvalue(r, i, 1), NULL, 10);
-        CU_ASSERT(id > last_id);
-        CU_ASSERT(at >= last_at); /* assigned under the append lock */
-        last_id = id;
-        last_at = at;
-        memcpy(prev, stored, 32);
-        checked++;
-    }
-    PQclear(r);
-    CU_ASSERT_EQUAL(checked, 3 + written);
+    /* Recompute every hash from the columns read as text: one chain per
+     * client and one for the platform, each linked in id order. */
+    chain_walk w2;
+    CU_ASSERT_FATAL(chain_walk_init(&w2, fx.own));
+    chain_walk_rows(&w2, fx.own, "TRUE");
+    CU_ASSERT_EQUAL(w2.bad, 0);
+    CU_ASSERT_EQUAL(w2.checked, 3 + written);
+    CU_ASSERT_EQUAL(w2.n, 3); /* A, B and the platform */
+    CU_ASSERT_EQUAL(w2.legacy, 0);
+    for (int i = 0; i < w2.n; i++)
+        CU_ASSERT_EQUAL(w2.chains[i].rows, w2.chains[i].seq); /* contiguous from 1 */
 
     /* The SQL formula says the same. */
     CU_ASSERT_EQUAL(num(fx.own, "SELECT count(*) FROM audit_log WHERE hash <> sha256(prev_hash || convert_to("
-                                "audit_log_canonical(id, at, actor, client_id, action, entity_type, entity_id, "
-                                "details), 'UTF8'))"), 0);
+                                "audit_log_canonical_v2(chain_seq, id, at, actor, client_id, action, entity_type, "
+                                "entity_id, details), 'UTF8'))"), 0);
+    CU_ASSERT_EQUAL(num(fx.own, "SELECT count(*) FROM audit_log a WHERE prev_hash <> coalesce((SELECT b.hash FROM "
+                                "audit_log b WHERE b.client_id IS NOT DISTINCT FROM a.client_id AND b.chain_seq = "
+                                "a.chain_seq - 1), audit_log_genesis(a.client_id))"), 0);
+
+    /* Each append holds its own chain's lock only (the platform chain's
+     * and A's are independent; a second appender to A waits). */
+    PGconn *c1 = harness_db_connect_app(&fx.db), *c2 = harness_db_connect_app(&fx.db);
+    CU_ASSERT_FATAL(c1 && c2);
+    CU_ASSERT(ok(c1, "BEGIN") && ok(c1, "SELECT set_config('coffer.scope', 'platform', true)") &&
+              ok(c1, "INSERT INTO audit_log (actor, client_id, action, entity_type, entity_id) "
+                     "VALUES ('admin', '%s', 'lock.test', 'x', '1')", fx.a.client));
+    CU_ASSERT(ok(c2, "BEGIN") && ok(c2, "SELECT set_config('coffer.scope', 'platform', true)") &&
+              ok(c2, "SET LOCAL lock_timeout = '200ms'"));
+    CU_ASSERT(ok(c2, "INSERT INTO audit_log (actor, client_id, action, entity_type, entity_id) "
+                     "VALUES ('admin', '%s', 'lock.test', 'x', '2')", fx.b.client));
+    CU_ASSERT(ok(c2, "INSERT INTO audit_log (actor, action, entity_type, entity_id) "
+                     "VALUES ('admin', 'lock.test', 'x', '3')"));
+    CU_ASSERT(fails(c2, "55P03", "lock timeout", "INSERT INTO audit_log (actor, client_id, action, entity_type, "
+                    "entity_id) VALUES ('admin', '%s', 'lock.test', 'x', '4')", fx.a.client));
+    CU_ASSERT(ok(c2, "ROLLBACK") && ok(c1, "COMMIT"));
+    /* Appends need READ COMMITTED: a stale snapshot would fork a chain. */
+    CU_ASSERT(ok(c2, "BEGIN ISOLATION LEVEL REPEATABLE READ") &&
+              ok(c2, "SELECT set_config('coffer.scope', 'platform', true)"));
+    CU_ASSERT(fails(c2, "0A000", "READ COMMITTED", "INSERT INTO audit_log (actor, action, entity_type, entity_id) "
+                    "VALUES ('admin', 'a', 'b', 'c')"));
+    CU_ASSERT(ok(c2, "ROLLBACK"));
+    PQfinish(c1);
+    PQfinish(c2);
+
+    /* Rows cannot be moved between chains: UPDATE is refused, and with
+     * the trigger off (the owner's way around it) a row cannot take a
+     * position another chain's row holds. */
+    CU_ASSERT(fails(fx.own, "42501", "append-only: UPDATE",
+                    "UPDATE audit_log SET client_id = '%s' WHERE client_id = '%s'", fx.b.client, fx.a.client));
+    CU_ASSERT(ok(fx.own, "BEGIN") && ok(fx.own, "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change"));
+    CU_ASSERT(fails(fx.own, "23505", "audit_log_chain_pos", "UPDATE audit_log SET client_id = '%s', actor = 'admin' "
+                    "WHERE client_id = '%s' AND chain_seq = 1", fx.b.client, fx.a.client));
+    CU_ASSERT(ok(fx.own, "ROLLBACK"));
+    /* ... and one moved with a free position is found by the walk. */
+    CU_ASSERT(ok(fx.own, "BEGIN") && ok(fx.own, "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change") &&
+              ok(fx.own, "UPDATE audit_log SET client_id = '%s', actor = 'admin', chain_seq = chain_seq + 1000 "
+                         "WHERE client_id = '%s' AND chain_seq = 2", fx.b.client, fx.a.client));
+    chain_walk w3;
+    CU_ASSERT_FATAL(chain_walk_init(&w3, fx.own));
+    chain_walk_rows(&w3, fx.own, "TRUE");
+    CU_ASSERT_EQUAL(w3.bad, 2); /* in the chain it left (a gap) and the one it joined */
+    CU_ASSERT(ok(fx.own, "ROLLBACK"));
 
     /* Clients read their own rows. */
     CU_ASSERT(scope(fx.app, fx.a.client, false));
@@ -1107,8 +1257,166 @@ static void test_audit_chain(void)
     CU_ASSERT(ok(fx.own, "SET session_replication_role = replica"));
     CU_ASSERT(fails(fx.own, "42501", "append-only: UPDATE", "UPDATE audit_log SET action = 'y' WHERE id = 1"));
     CU_ASSERT(ok(fx.own, "RESET session_replication_role"));
-    CU_ASSERT_EQUAL(num(fx.own, "SELECT count(*) FROM audit_log"), 3 + written + 1);
+    CU_ASSERT_EQUAL(num(fx.own, "SELECT count(*) FROM audit_log"), 3 + written + 2); /* + lock.test, + 'x' */
     fx_teardown(&fx);
+}
+
+/* Migration 0005 on a database that already has audit rows: they stay as
+ * they are (the legacy chain, closed by audit_log_boundary), new rows
+ * chain per client from a genesis that commits to the legacy head, and
+ * VerifyAuditChain's walk (ops_audit.c) proves all of it. */
+typedef struct {
+    ops_audit_result res;
+    ops_audit_chain *chains;
+    size_t n;
+} verify_arg;
+
+static rpc_code verify_body(ledger_tx *tx, void *arg)
+{
+    verify_arg *a = arg;
+    free(a->chains);
+    a->chains = NULL;
+    return ops_audit_verify_chains(tx, &a->res, &a->chains, &a->n);
+}
+
+static const ops_audit_chain *find_chain(const verify_arg *a, const char *label)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->chains[i].chain, label) == 0)
+            return &a->chains[i];
+    return NULL;
+}
+
+static void test_audit_chain_boundary(void)
+{
+    harness_db db;
+    CU_ASSERT_FATAL(harness_db_create_empty(&db, "audit_boundary") == 0);
+    PGconn *own = harness_connect(&db);
+    CU_ASSERT_FATAL(own != NULL);
+    size_t n_all = 0, k = 0;
+    const migration *all = migrations_embedded(&n_all);
+    while (k < n_all && strcmp(all[k].name, "0005_audit_chains") != 0)
+        k++;
+    CU_ASSERT_FATAL(k < n_all);
+    migrate_report rep;
+    CU_ASSERT_FATAL(migrate_run(&rep, own, all, k) == 0); /* up to 0004 */
+
+    /* Legacy rows, one chain under the old trigger. */
+    char client[UUID_LEN + 1];
+    uuid_new(client);
+    CU_ASSERT_FATAL(ok(own, "INSERT INTO client_organizations (id, product_id, company_name, platform_fee_bps, "
+                            "end_user_yield_bps, environment) VALUES ('%s', 'pb', 'B', 100, 9000, 'live')", client));
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_FATAL(i % 2 ? ok(own, "INSERT INTO audit_log (actor, action, entity_type, entity_id, details) "
+                                        "VALUES ('system', 'old.platform', 'x', '%d', '{\"i\": %d}')", i, i)
+                              : ok(own, "INSERT INTO audit_log (actor, client_id, action, entity_type, entity_id) "
+                                        "VALUES ('client:%s', '%s', 'old.client', 'x', '%d')", client, client, i));
+    char before[4096], head[65], last[24];
+    CU_ASSERT_FATAL(text(own, before, sizeof before, "SELECT string_agg(id || ':' || encode(hash, 'hex'), ',' "
+                                                     "ORDER BY id) FROM audit_log"));
+    CU_ASSERT_FATAL(text(own, head, sizeof head, "SELECT encode(hash, 'hex') FROM audit_log ORDER BY id DESC LIMIT 1"));
+    CU_ASSERT_FATAL(text(own, last, sizeof last, "SELECT max(id) FROM audit_log"));
+
+    CU_ASSERT_FATAL(migrate_run(&rep, own, all, n_all) == 0);
+    char v[4096];
+    CU_ASSERT(text(own, v, sizeof v, "SELECT v1_last_id || ' ' || v1_rows || ' ' || encode(v1_head, 'hex') "
+                                     "FROM audit_log_boundary"));
+    char want[200];
+    snprintf(want, sizeof want, "%s 5 %s", last, head);
+    CU_ASSERT_STRING_EQUAL(v, want);
+    /* The legacy rows are untouched. */
+    CU_ASSERT(text(own, v, sizeof v, "SELECT string_agg(id || ':' || encode(hash, 'hex'), ',' ORDER BY id) "
+                                     "FROM audit_log"));
+    CU_ASSERT_STRING_EQUAL(v, before);
+    CU_ASSERT_EQUAL(num(own, "SELECT count(*) FROM audit_log WHERE chain_seq IS NULL"), 5);
+
+    /* New rows: two chains, each from its genesis. */
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_FATAL(i % 2 ? ok(own, "INSERT INTO audit_log (actor, action, entity_type, entity_id) "
+                                        "VALUES ('system', 'new.platform', 'x', '%d')", i)
+                              : ok(own, "INSERT INTO audit_log (actor, client_id, action, entity_type, entity_id) "
+                                        "VALUES ('client:%s', '%s', 'new.client', 'x', '%d')", client, client, i));
+    chain_walk w;
+    CU_ASSERT_FATAL(chain_walk_init(&w, own));
+    CU_ASSERT_STRING_EQUAL(w.v1_head, head);
+    chain_walk_rows(&w, own, "TRUE");
+    CU_ASSERT_EQUAL(w.bad, 0);
+    CU_ASSERT_EQUAL(w.legacy, 5);
+    CU_ASSERT_EQUAL(w.n, 2);
+    uint8_t g[32];
+    char ghex[65];
+    chain_genesis(g, client, head);
+    hex_encode(ghex, g, sizeof g);
+    CU_ASSERT(text(own, v, sizeof v, "SELECT encode(prev_hash, 'hex') FROM audit_log WHERE client_id = '%s' AND "
+                                     "chain_seq = 1", client));
+    CU_ASSERT_STRING_EQUAL(v, ghex);
+    CU_ASSERT(text(own, v, sizeof v, "SELECT encode(audit_log_genesis(NULL), 'hex')"));
+    chain_genesis(g, "platform", head);
+    hex_encode(ghex, g, sizeof g);
+    CU_ASSERT_STRING_EQUAL(v, ghex);
+
+    /* VerifyAuditChain's walk agrees. */
+    db_pool_options o = {.conninfo = db.conninfo, .size = 1, .idle_check_ms = 60000, .connect_timeout_s = 5,
+                         .statement_timeout_ms = 5000, .application_name = "ledger_schema_test"};
+    db_pool *pool = db_pool_new(&o);
+    CU_ASSERT_FATAL(pool != NULL);
+    verify_arg a = {0};
+    char msg[256];
+    CU_ASSERT_EQUAL(ledger_run_plain(pool, NULL, 5000, msg, sizeof msg, verify_body, &a), RPC_OK);
+    CU_ASSERT(a.res.ok);
+    CU_ASSERT_EQUAL(a.res.checked, 9);
+    CU_ASSERT_EQUAL(a.res.chains, 3);
+    CU_ASSERT_EQUAL(a.n, 3);
+    if (a.n == 3) {
+        CU_ASSERT_STRING_EQUAL(a.chains[0].chain, "legacy");
+        CU_ASSERT_STRING_EQUAL(a.chains[1].chain, "platform");
+        CU_ASSERT_STRING_EQUAL(a.chains[2].chain, client);
+        CU_ASSERT_EQUAL(a.chains[0].entries, 5);
+        CU_ASSERT_STRING_EQUAL(a.chains[0].head_hash, head);
+        CU_ASSERT_EQUAL(a.chains[1].entries, 2);
+        CU_ASSERT_EQUAL(a.chains[2].entries, 2);
+    }
+    char checkpoint[65];
+    snprintf(checkpoint, sizeof checkpoint, "%s", a.res.head_hash);
+
+    /* The legacy chain's tail cut off: the boundary says so, and the new
+     * chains still verify on their own. */
+    CU_ASSERT(ok(own, "BEGIN") && ok(own, "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change") &&
+              ok(own, "DELETE FROM audit_log WHERE id = %s", last) &&
+              ok(own, "ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_no_change") && ok(own, "COMMIT"));
+    CU_ASSERT_EQUAL(ledger_run_plain(pool, NULL, 5000, msg, sizeof msg, verify_body, &a), RPC_OK);
+    CU_ASSERT(!a.res.ok);
+    CU_ASSERT_EQUAL(a.res.first_bad_id, strtoull(last, NULL, 10));
+    CU_ASSERT_EQUAL(a.res.bad_chains, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(a.res.detail, "chain legacy"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a.res.detail, "audit_log_boundary"));
+    CU_ASSERT(strcmp(a.res.head_hash, checkpoint) != 0);
+    const ops_audit_chain *pc = find_chain(&a, "platform");
+    CU_ASSERT(pc && pc->first_bad_id == 0);
+    /* ... as would a boundary rewritten to match (the genesis hashes no
+     * longer do). */
+    CU_ASSERT(ok(own, "BEGIN") && ok(own, "ALTER TABLE audit_log_boundary DISABLE TRIGGER audit_log_boundary_no_change") &&
+              ok(own, "UPDATE audit_log_boundary SET v1_rows = 4, v1_last_id = (SELECT max(id) FROM audit_log "
+                      "WHERE chain_seq IS NULL), v1_head = (SELECT hash FROM audit_log WHERE chain_seq IS NULL "
+                      "ORDER BY id DESC LIMIT 1)") &&
+              ok(own, "ALTER TABLE audit_log_boundary ENABLE ALWAYS TRIGGER audit_log_boundary_no_change") &&
+              ok(own, "COMMIT"));
+    CU_ASSERT_EQUAL(ledger_run_plain(pool, NULL, 5000, msg, sizeof msg, verify_body, &a), RPC_OK);
+    CU_ASSERT(!a.res.ok);
+    CU_ASSERT_EQUAL(a.res.bad_chains, 2); /* both new chains: their first prev_hash */
+    pc = find_chain(&a, "legacy");
+    CU_ASSERT(pc && pc->first_bad_id == 0);
+    free(a.chains);
+    db_pool_free(pool);
+
+    /* The boundary is written once. */
+    CU_ASSERT(fails(own, "42501", "written once", "UPDATE audit_log_boundary SET v1_rows = 0"));
+    CU_ASSERT(fails(own, "42501", "written once", "DELETE FROM audit_log_boundary"));
+    CU_ASSERT(fails(own, "42501", "written once", "TRUNCATE audit_log_boundary"));
+    CU_ASSERT(fails(own, "42501", "written once", "INSERT INTO audit_log_boundary (singleton, v1_last_id, v1_rows, "
+                                                  "v1_head) VALUES (false, 0, 0, sha256(''::bytea))"));
+    PQfinish(own);
+    harness_db_drop(&db);
 }
 
 /* -- The application role -------------------------------------------------- */
@@ -1176,6 +1484,7 @@ void test_register(void)
         {"state_transitions_exhaustive", test_state_transitions_exhaustive},
         {"state_illegal_samples", test_state_illegal_samples},
         {"audit_chain", test_audit_chain},
+        {"audit_chain_boundary", test_audit_chain_boundary},
         {"app_role_limits", test_app_role_limits},
         {NULL, NULL},
     };

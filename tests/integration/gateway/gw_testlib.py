@@ -117,6 +117,8 @@ class Gateway:
             return f.read()
 
     def close(self):
+        """Stops the gateway (SIGTERM); returns its exit status and keeps
+        its log in .final_log (sanitizer reports included)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -125,7 +127,9 @@ class Gateway:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        self.final_log = self.log_text()
         shutil.rmtree(self.dir, ignore_errors=True)
+        return self.proc.returncode
 
 
 # -- a fake coffer-api ---------------------------------------------------------------------
@@ -169,13 +173,16 @@ class FakeUpstream:
       x-test-retry: S     add grpc-status-details-bin with RetryInfo S seconds
       x-test-echo: 1      end INVALID_ARGUMENT with the received metadata, the
                           deadline left and the request bytes (hex) as a JSON message
-    Every call is counted in .calls[path]."""
+      x-test-sleep-ms: N  first sleep N ms (deadline and disconnect tests)
+    Every call is counted in .calls[path]; .slept counts the calls that
+    finished their sleep."""
 
     def __init__(self, default_code=None):
         self.default_code = default_code
         self.calls = {}
+        self.slept = 0
         self.lock = threading.Lock()
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
         self.server.add_generic_rpc_handlers((self,))
         self.port = self.server.add_insecure_port('127.0.0.1:0')
         self.target = '127.0.0.1:%d' % self.port
@@ -191,6 +198,10 @@ class FakeUpstream:
         with self.lock:
             self.calls[path] = self.calls.get(path, 0) + 1
         md = dict(ctx.invocation_metadata())
+        if md.get('x-test-sleep-ms'):
+            time.sleep(int(md['x-test-sleep-ms']) / 1000.0)
+            with self.lock:
+                self.slept += 1
         if md.get('x-test-echo'):
             info = {'metadata': {k: v for k, v in md.items() if not k.endswith('-bin')},
                     'time_remaining': ctx.time_remaining(), 'request_hex': req.hex(), 'path': path}

@@ -144,6 +144,8 @@ class Server:
             'auth.api_key_secret': secrets.token_hex(32),
             'secrets.key': secrets.token_hex(32),
         }
+        if os.environ.get('COFFER_SIGNER_SOCKET'):  # RegisterClient needs the signer
+            conf['signer.socket'] = os.environ['COFFER_SIGNER_SOCKET']
         conf.update(settings or {})
         self.conf_path = os.path.join(self.dir, 'coffer-api.conf')
         with open(self.conf_path, 'w') as f:

@@ -113,7 +113,7 @@ class ClientServiceTest(Base):
         r = self.register(environment=client_pb2.ENVIRONMENT_TEST)
         self.assertRegex(r.api_key, r'^ck_test_[0-9a-f]{64}$')
         self.assertRegex(r.webhook_secret, r'^whsec_[0-9a-f]{64}$')
-        self.assertEqual(r.wallet_address, '')
+        self.assertRegex(r.wallet_address, r'^0x[0-9a-fA-F]{40}$')  # the custodial wallet (test_grpc_treasury.py)
         self.assertEqual(r.client.platform_fee_bps, 100)
         self.assertEqual(r.client.end_user_yield_bps, 9000)
         self.assertEqual(r.client.status, 'active')

@@ -251,5 +251,74 @@ class Crash(unittest.TestCase):
             self.assertIn("damaged at line 4", d.read_log())
 
 
+class Replacement(unittest.TestCase):
+    """Fee replacement through the daemon: accepted bump, refused bumps and
+    payloads, the limit, the extra gas counted once, audit lines, and the
+    ledger across a clean restart and a kill -9."""
+
+    POLICY = {"version": 1,
+              "chains": [{"chain_id": 31337, "max_fee_per_gas": "1000000000000",
+                          "replacement": {"min_bump_pct": 10, "max_replacements": 3},
+                          "native": {"max_value": "1000", "daily_limit": "100000000000000000",
+                                     "any_recipient": True}}]}
+
+    def test_replacement(self):
+        G = 10 ** 9
+        with L.Daemon(self.POLICY, name="repl") as d:
+            d.start()
+            with L.Client(d.sock) as c:
+                key = c.generate_key("repl-owner")
+                first = c.sign_1559(key, nonce=0, to=PAYEE, value=7, max_fee=2 * G, prio=1 * G)
+                self.assertEqual(L.kind(first), "sign_transaction", first)
+                # below +10 % on either fee
+                r = c.sign_1559(key, nonce=0, to=PAYEE, value=7, max_fee=2 * G + G // 10, prio=G + G // 10)
+                self.assertEqual(L.error_of(r), ("ERROR_CODE_POLICY_DENIED", "nonce.replacement_underpriced"))
+                r = c.sign_1559(key, nonce=0, to=PAYEE, value=7, max_fee=3 * G, prio=G)
+                self.assertEqual(L.error_of(r), ("ERROR_CODE_POLICY_DENIED", "nonce.replacement_underpriced"))
+                # another payload: value, to, data, gas limit
+                for kw in ({"value": 8}, {"to": b"\x22" * 20, "value": 7},
+                           {"value": 7, "gas_limit": 30000}):
+                    args = dict(to=PAYEE, max_fee=3 * G, prio=2 * G)
+                    args.update(kw)
+                    r = c.sign_1559(key, nonce=0, **args)
+                    self.assertEqual(L.error_of(r), ("ERROR_CODE_DOUBLE_SIGN", "nonce.double_sign"), kw)
+                # exactly +10 % on both: accepted, a new hash
+                second = c.sign_1559(key, nonce=0, to=PAYEE, value=7, max_fee=2 * G + G // 5, prio=G + G // 10)
+                self.assertEqual(L.kind(second), "sign_transaction", second)
+                self.assertNotEqual(second.sign_transaction.tx_hash, first.sign_transaction.tx_hash)
+                again = c.sign_1559(key, nonce=0, to=PAYEE, value=7, max_fee=2 * G + G // 5, prio=G + G // 10)
+                self.assertEqual(again.sign_transaction.tx_hash, second.sign_transaction.tx_hash)
+                old = c.sign_1559(key, nonce=0, to=PAYEE, value=7, max_fee=2 * G, prio=1 * G)
+                self.assertEqual(L.error_of(old), ("ERROR_CODE_POLICY_DENIED", "nonce.replacement_underpriced"))
+                third = c.sign_1559(key, nonce=0, to=PAYEE, value=7, max_fee=3 * G, prio=2 * G)
+                self.assertEqual(L.kind(third), "sign_transaction", third)
+                # legacy on another nonce: gas_price only
+                self.assertEqual(L.kind(c.sign_legacy(key, nonce=1, to=PAYEE, gas_price=G)), "sign_transaction")
+                r = c.sign_legacy(key, nonce=1, to=PAYEE, gas_price=G + G // 20)
+                self.assertEqual(L.error_of(r), ("ERROR_CODE_POLICY_DENIED", "nonce.replacement_underpriced"))
+                self.assertEqual(L.kind(c.sign_legacy(key, nonce=1, to=PAYEE, gas_price=2 * G)), "sign_transaction")
+            lines = [x for x in d.audit_lines() if x.get("op") == "sign_transaction"]
+            allowed = [x for x in lines if x["decision"] == "allow" and x.get("nonce") == "0"]
+            self.assertEqual([x.get("replacement") for x in allowed], [None, 1, None, 2])
+            self.assertTrue(any(x.get("rule") == "nonce.replacement_underpriced" for x in lines))
+
+            d.restart()  # a clean restart: the ledger remembers the last fees and the count
+            with L.Client(d.sock) as c:
+                r = c.sign_1559(key, nonce=0, to=PAYEE, value=7, max_fee=3 * G, prio=2 * G)
+                self.assertEqual(r.sign_transaction.tx_hash, third.sign_transaction.tx_hash)
+                r = c.sign_1559(key, nonce=0, to=PAYEE, value=7, max_fee=3 * G + G // 5, prio=2 * G + G // 5)
+                self.assertEqual(L.error_of(r), ("ERROR_CODE_POLICY_DENIED", "nonce.replacement_underpriced"))
+                fourth = c.sign_1559(key, nonce=0, to=PAYEE, value=7, max_fee=4 * G, prio=3 * G)
+                self.assertEqual(L.kind(fourth), "sign_transaction", fourth)
+            d.kill9()  # the acknowledged replacement is on disk
+            d.start()
+            with L.Client(d.sock) as c:
+                r = c.sign_1559(key, nonce=0, to=PAYEE, value=7, max_fee=4 * G, prio=3 * G)
+                self.assertEqual(r.sign_transaction.tx_hash, fourth.sign_transaction.tx_hash)
+                r = c.sign_1559(key, nonce=0, to=PAYEE, value=7, max_fee=9 * G, prio=8 * G)
+                self.assertEqual(L.error_of(r), ("ERROR_CODE_POLICY_DENIED", "nonce.replacement_limit"))
+            d.audit_verify()
+
+
 if __name__ == "__main__":
     L.main()

@@ -97,7 +97,7 @@ static int suite_init(void)
     fputs("{\"version\":1,\"messages\":{\"allow\":true},\"chains\":[{\"chain_id\":31337,"
           "\"native\":{\"max_value\":\"1000\",\"daily_limit\":\"100000000\",\"any_recipient\":true}}]}", f);
     fclose(f);
-    signer_client_options o = {sock, 4, 500, 3000, 20, 200};
+    signer_client_options o = {sock, 4, 500, 3000, 20, 200, NULL, NULL};
     if (signer_client_new(&cli, &o) != 0)
         return -1;
     return start_daemon();

@@ -142,7 +142,7 @@ static void fake_stop(fake *f)
 static signer_client *client_for(const char *path, int call_ms)
 {
     signer_client *c = NULL;
-    signer_client_options o = {path, 2, 500, call_ms, 100, 400};
+    signer_client_options o = {path, 2, 500, call_ms, 100, 400, NULL, NULL};
     CU_ASSERT_FATAL(signer_client_new(&c, &o) == 0);
     return c;
 }
@@ -232,7 +232,7 @@ static void test_unavailable_backoff(void)
     fake f;
     fake_start(&f, FAKE_OK);
     signer_client_free(c);
-    signer_client_options o = {f.path, 2, 500, 2000, 100, 400};
+    signer_client_options o = {f.path, 2, 500, 2000, 100, 400, NULL, NULL};
     CU_ASSERT_FATAL(signer_client_new(&c, &o) == 0);
     CU_ASSERT_EQUAL(signer_client_status(c, &info, &err, NULL), SIGNER_OK);
     signer_client_free(c);

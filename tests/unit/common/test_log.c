@@ -2,6 +2,7 @@
 #include "test_support.h"
 
 #include <regex.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,12 +72,42 @@ static void test_log_truncation(void)
     CU_ASSERT_EQUAL(log_format(line, 32, LOG_INFO, "t", NULL), 0);
 }
 
+static void test_log_fields_appenders(void)
+{
+    log_init("unit", LOG_INFO, STDERR_FILENO);
+    char f[32];
+    size_t n = 0;
+    log_put_str(f, sizeof f, &n, "a=");
+    log_put_u64(f, sizeof f, &n, 0);
+    log_put_str(f, sizeof f, &n, " b=");
+    log_put_u64(f, sizeof f, &n, UINT64_MAX);
+    CU_ASSERT_STRING_EQUAL(f, "a=0 b=18446744073709551615");
+    CU_ASSERT_EQUAL(n, strlen(f));
+    log_put_str(f, sizeof f, &n, " overflowing the buffer");
+    CU_ASSERT_EQUAL(n, sizeof f - 1); /* stops short, still terminated */
+    CU_ASSERT_EQUAL(strlen(f), sizeof f - 1);
+
+    char line[256], ref[256];
+    n = 0;
+    char g[64];
+    log_put_str(g, sizeof g, &n, "x=1 y=two\nthree");
+    size_t a = log_format_fields(line, sizeof line, LOG_INFO, "e", g, n);
+    size_t b = log_format(ref, sizeof ref, LOG_INFO, "e", "x=%d y=%s", 1, "two\nthree");
+    CU_ASSERT_TRUE_FATAL(a > 24 && b > 24);
+    /* Same line as the printf path, past the timestamp. */
+    line[a] = ref[b] = '\0';
+    CU_ASSERT_STRING_EQUAL(strchr(line, 'Z'), strchr(ref, 'Z'));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "event=e x=1 y=two\\nthree\n"));
+    CU_ASSERT_EQUAL(log_format_fields(line, sizeof line, LOG_DEBUG, "e", g, n), 0);
+}
+
 void test_register(void)
 {
     static const test_case cases[] = {
         {"line_shape", test_log_line_shape},
         {"request_id_and_escaping", test_log_request_id_and_escaping},
         {"truncation", test_log_truncation},
+        {"fields_appenders", test_log_fields_appenders},
         {NULL, NULL},
     };
     test_add_suite("log", cases);

@@ -332,12 +332,120 @@ static void test_torn_and_damaged(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a coffer-signer ledger"));
 }
 
+/* A fee replacement request: body byte, fees, gas limit 1000, value 5
+ * (native spend = value + gas_limit x max fee, as the policy computes it). */
+static ledger_txn rtxn(uint8_t digest_byte, uint8_t body_byte, uint64_t fee, uint64_t prio, uint32_t max_repl)
+{
+    ledger_txn t = txn(KEY, 7, digest_byte, 5 + 1000 * fee, 1000000000, 0, 0);
+    memset(t.body, body_byte, 32);
+    u256 f = u256_from_u64(fee), pr = u256_from_u64(prio);
+    u256_to_be32(t.max_fee, &f);
+    u256_to_be32(t.prio_fee, &pr);
+    t.bump_prio = true;
+    t.gas_limit = 1000;
+    t.repl_min_bump_pct = 10;
+    t.repl_max = max_repl;
+    return t;
+}
+
+static void test_replacement(void)
+{
+    uint8_t rec[LEDGER_COMMIT_MAX];
+    char detail[200];
+    ledger *l = open_ledger("repl", NULL, T0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    ledger_txn a = rtxn(1, 0x11, 100, 10, 2);
+    CU_ASSERT_EQUAL_FATAL(ledger_reserve(l, &a, detail, sizeof detail, T0), LEDGER_OK);
+    CU_ASSERT_EQUAL(a.replacement, 0);
+    /* while the first signature is in flight, a re-priced one waits */
+    ledger_txn early = rtxn(2, 0x11, 110, 11, 2);
+    CU_ASSERT_EQUAL(ledger_reserve(l, &early, detail, sizeof detail, T0), LEDGER_IN_FLIGHT);
+    persist(l, rec, ledger_commit(l, &a, rec, T0));
+    CU_ASSERT_EQUAL(spent(l, KEY, NULL, T0), 100005);
+
+    ledger_txn t = rtxn(2, 0x11, 105, 11, 2); /* max fee +5 % */
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_REPLACE_UNDERPRICED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(detail, "max_fee_per_gas"));
+    t = rtxn(2, 0x11, 110, 10, 2); /* priority fee not raised */
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_REPLACE_UNDERPRICED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(detail, "max_priority_fee_per_gas"));
+    t = rtxn(2, 0x12, 110, 11, 2); /* another body (to, value, data, gas...) */
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_DOUBLE_SIGN);
+    t = rtxn(2, 0x11, 110, 11, 0); /* the policy allows no replacement */
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_DOUBLE_SIGN);
+
+    ledger_txn b = rtxn(2, 0x11, 110, 11, 2);
+    CU_ASSERT_EQUAL_FATAL(ledger_reserve(l, &b, detail, sizeof detail, T0), LEDGER_OK);
+    CU_ASSERT_EQUAL(b.replacement, 1);
+    CU_ASSERT(u256_cmp(&b.spends[0].amount, &(u256){0}) != 0);
+    uint64_t extra = 0;
+    CU_ASSERT(u256_to_u64(&extra, &b.spends[0].amount) == 0);
+    CU_ASSERT_EQUAL(extra, 10000); /* only the extra gas: value counted once */
+    t = rtxn(3, 0x11, 130, 15, 2); /* another replacement while one is in flight */
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_IN_FLIGHT);
+    t = rtxn(1, 0x11, 100, 10, 2); /* the committed one still re-signs meanwhile */
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_RESIGN);
+    persist(l, rec, ledger_commit(l, &b, rec, T0));
+    CU_ASSERT_EQUAL(spent(l, KEY, NULL, T0), 110005);
+    t = rtxn(2, 0x11, 110, 11, 2);
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_RESIGN);
+    t = rtxn(1, 0x11, 100, 10, 2); /* the replaced version: lower fees */
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_REPLACE_UNDERPRICED);
+
+    ledger_txn c = rtxn(3, 0x11, 121, 13, 2); /* exactly +10 % (ceil) each */
+    CU_ASSERT_EQUAL_FATAL(ledger_reserve(l, &c, detail, sizeof detail, T0), LEDGER_OK);
+    CU_ASSERT_EQUAL(c.replacement, 2);
+    persist(l, rec, ledger_commit(l, &c, rec, T0));
+    t = rtxn(4, 0x11, 200, 20, 2);
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_REPLACE_LIMIT);
+    /* an aborted replacement leaves the committed one standing */
+    t = rtxn(4, 0x11, 200, 20, 3);
+    CU_ASSERT_EQUAL_FATAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_OK);
+    ledger_abort(l, &t);
+    t = rtxn(3, 0x11, 121, 13, 3);
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_RESIGN);
+    CU_ASSERT_EQUAL(spent(l, KEY, NULL, T0), 121005);
+    ledger_free(l);
+
+    /* After a restart (replay and compaction, twice) the last fees, the
+     * body and the count are remembered. */
+    for (int round = 0; round < 2; round++) {
+        l = open_ledger("repl", NULL, T0);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+        t = rtxn(3, 0x11, 121, 13, 3);
+        CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_RESIGN);
+        t = rtxn(5, 0x11, 133, 15, 3); /* 121 + 10 % = 133.1: not enough */
+        CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_REPLACE_UNDERPRICED);
+        t = rtxn(5, 0x11, 134, 15, 2);
+        CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_REPLACE_LIMIT);
+        t = rtxn(5, 0x12, 134, 15, 3);
+        CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_DOUBLE_SIGN);
+        CU_ASSERT_EQUAL(spent(l, KEY, NULL, T0), 121005);
+        ledger_free(l);
+    }
+    l = open_ledger("repl", NULL, T0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    t = rtxn(5, 0x11, 134, 15, 3);
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_OK);
+    CU_ASSERT_EQUAL(t.replacement, 3);
+    persist(l, rec, ledger_commit(l, &t, rec, T0));
+    ledger_free(l);
+    l = open_ledger("repl", NULL, T0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    t = rtxn(5, 0x11, 134, 15, 3);
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_RESIGN);
+    t = rtxn(6, 0x11, 300, 30, 3);
+    CU_ASSERT_EQUAL(ledger_reserve(l, &t, detail, sizeof detail, T0), LEDGER_REPLACE_LIMIT);
+    ledger_free(l);
+}
+
 void test_register(void)
 {
     static const test_case cases[] = {
         {"velocity: reserve, commit, abort, limits, window, reopen", test_velocity},
         {"nonce watermarks: in flight, re-sign, double sign, window", test_nonces},
         {"nonce bounds: too far ahead, no wrap near 2^64", test_nonce_bounds},
+        {"fee replacement: bump, body, limit, in flight, velocity once, reopen", test_replacement},
         {"torn tail dropped, damage refused", test_torn_and_damaged},
         {NULL, NULL},
     };

@@ -198,6 +198,25 @@ int ledger_fmt_page_size(unsigned *out, char *msg, size_t msg_len, uint32_t requ
     return 0;
 }
 
+int ledger_fmt_page_parse(ledger_page *page, char *msg, size_t msg_len, uint32_t page_size, const char *page_token)
+{
+    memset(page, 0, sizeof *page);
+    if (ledger_fmt_page_size(&page->page_size, msg, msg_len, page_size, LEDGER_PAGE_SIZE_DEFAULT,
+                             LEDGER_PAGE_SIZE_MAX) != 0)
+        return -1;
+    if (page_token && page_token[0]) {
+        int64_t us = 0;
+        if (ledger_fmt_page_token_decode(&us, page->after_id, sizeof page->after_id, page_token) != 0 ||
+            !ledger_fmt_is_uuid(page->after_id)) {
+            snprintf(msg, msg_len, "page_token is not one this server gave out");
+            return -1;
+        }
+        snprintf(page->after_us, sizeof page->after_us, "%lld", (long long)us);
+        page->after = true;
+    }
+    return 0;
+}
+
 void ledger_fmt_display(char out[LEDGER_AMOUNT_DISPLAY_MAX], const u256 *amount, unsigned decimals)
 {
     char d[U256_DEC_MAX];

@@ -62,6 +62,21 @@ __attribute__((warn_unused_result))
 int ledger_fmt_page_size(unsigned *out, char *msg, size_t msg_len, uint32_t requested, unsigned def,
                          unsigned max);
 
+/* Where a List request's keyset page starts: page_size and page_token
+ * parsed once for every List method. */
+typedef struct {
+    unsigned page_size;
+    bool after;                        /* a page_token was given */
+    char after_us[24];                 /* its created_at, µs since the epoch, decimal */
+    char after_id[LEDGER_PAGE_ID_MAX]; /* its row id (a uuid) */
+} ledger_page;
+
+/* Parses page_size (0: LEDGER_PAGE_SIZE_DEFAULT, at most
+ * LEDGER_PAGE_SIZE_MAX) and page_token ("" or one this server made) into
+ * page. Returns 0, or -1 with msg saying what is wrong. */
+__attribute__((warn_unused_result))
+int ledger_fmt_page_parse(ledger_page *page, char *msg, size_t msg_len, uint32_t page_size, const char *page_token);
+
 /* amount in base units as a decimal with `decimals` places, trailing
  * zeros kept ("1047619047", 6 -> "1047.619047"). */
 void ledger_fmt_display(char out[LEDGER_AMOUNT_DISPLAY_MAX], const u256 *amount, unsigned decimals);

@@ -402,10 +402,7 @@ static rpc_code svc_deposit_get(rpc_ctx *ctx, const ProtobufCMessage *in, Protob
 typedef struct {
     const Coffer__V1__ListDepositsRequest *req;
     Coffer__V1__ListDepositsResponse *resp;
-    unsigned page_size;
-    bool after;
-    char after_us[24];
-    char after_id[LEDGER_PAGE_ID_MAX];
+    ledger_page page;
 } svc_deposit_list_arg;
 
 static rpc_code svc_deposit_list_body(ledger_tx *tx, void *argp)
@@ -414,14 +411,14 @@ static rpc_code svc_deposit_list_body(ledger_tx *tx, void *argp)
     rpc_ctx *ctx = ledger_tx_ctx(tx);
     char chain[24], limit[16];
     snprintf(chain, sizeof chain, "%llu", (unsigned long long)a->req->chain_id);
-    snprintf(limit, sizeof limit, "%u", a->page_size + 1);
+    snprintf(limit, sizeof limit, "%u", a->page.page_size + 1);
     const char *p[7] = {
         ledger_tx_client_id(tx),
         a->req->client_user_id[0] ? a->req->client_user_id : NULL,
         a->req->status ? order_status_name((order_status)a->req->status) : NULL,
         a->req->chain_id ? chain : NULL,
-        a->after ? a->after_us : NULL,
-        a->after ? a->after_id : NULL,
+        a->page.after ? a->page.after_us : NULL,
+        a->page.after ? a->page.after_id : NULL,
         limit,
     };
     rpc_code c;
@@ -436,7 +433,7 @@ static rpc_code svc_deposit_list_body(ledger_tx *tx, void *argp)
     if (!res)
         return c;
     int n = PQntuples(res);
-    int shown = n > (int)a->page_size ? (int)a->page_size : n;
+    int shown = n > (int)a->page.page_size ? (int)a->page.page_size : n;
     a->resp->n_deposits = 0;
     a->resp->deposits = rpc_ctx_alloc(ctx, (size_t)(shown ? shown : 1) * sizeof *a->resp->deposits);
     if (!a->resp->deposits) {
@@ -468,19 +465,10 @@ static rpc_code svc_deposit_list(rpc_ctx *ctx, const ProtobufCMessage *in, Proto
     const Coffer__V1__ListDepositsRequest *req = (const Coffer__V1__ListDepositsRequest *)in;
     svc_deposit_list_arg a = {.req = req, .resp = (Coffer__V1__ListDepositsResponse *)out};
     char msg[RPC_MESSAGE_MAX];
-    if (ledger_fmt_page_size(&a.page_size, msg, sizeof msg, req->page_size, LEDGER_PAGE_SIZE_DEFAULT,
-                             LEDGER_PAGE_SIZE_MAX) != 0)
+    if (ledger_fmt_page_parse(&a.page, msg, sizeof msg, req->page_size, req->page_token) != 0)
         return rpc_ctx_fail(ctx, RPC_INVALID_ARGUMENT, "%s", msg);
     if ((unsigned)req->status >= ORDER_STATUS_COUNT)
         return rpc_ctx_fail(ctx, RPC_INVALID_ARGUMENT, "status %d is not an OrderStatus", (int)req->status);
-    if (req->page_token[0]) {
-        int64_t us = 0;
-        if (ledger_fmt_page_token_decode(&us, a.after_id, sizeof a.after_id, req->page_token) != 0 ||
-            !ledger_fmt_is_uuid(a.after_id))
-            return rpc_ctx_fail(ctx, RPC_INVALID_ARGUMENT, "page_token is not one this server gave out");
-        snprintf(a.after_us, sizeof a.after_us, "%lld", (long long)us);
-        a.after = true;
-    }
     return ledger_run(ctx, &(ledger_run_options){.body = svc_deposit_list_body, .arg = &a});
 }
 

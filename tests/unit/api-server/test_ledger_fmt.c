@@ -83,6 +83,26 @@ static void test_ledger_fmt_page_tokens(void)
     CU_ASSERT_EQUAL(n, 50u);
     CU_ASSERT_EQUAL(ledger_fmt_page_size(&n, msg, sizeof msg, 500, 50, 500), 0);
     CU_ASSERT_EQUAL(ledger_fmt_page_size(&n, msg, sizeof msg, 501, 50, 500), -1);
+
+    /* A List request's paging, parsed once. */
+    ledger_page page;
+    CU_ASSERT_EQUAL(ledger_fmt_page_parse(&page, msg, sizeof msg, 0, ""), 0);
+    CU_ASSERT_EQUAL(page.page_size, LEDGER_PAGE_SIZE_DEFAULT);
+    CU_ASSERT_FALSE(page.after);
+    CU_ASSERT_EQUAL(ledger_fmt_page_token_encode(tok, sizeof tok, 1763740800123456,
+                                                 "0b4f9c1e-2a3d-4e5f-8a9b-0c1d2e3f4a5b"), 0);
+    CU_ASSERT_EQUAL(ledger_fmt_page_parse(&page, msg, sizeof msg, 7, tok), 0);
+    CU_ASSERT_EQUAL(page.page_size, 7u);
+    CU_ASSERT_TRUE(page.after);
+    CU_ASSERT_STRING_EQUAL(page.after_us, "1763740800123456");
+    CU_ASSERT_STRING_EQUAL(page.after_id, "0b4f9c1e-2a3d-4e5f-8a9b-0c1d2e3f4a5b");
+    CU_ASSERT_EQUAL(ledger_fmt_page_parse(&page, msg, sizeof msg, LEDGER_PAGE_SIZE_MAX + 1, ""), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "page_size"));
+    /* A token whose id is not a uuid (audit-log style) is not a deposit/withdrawal page. */
+    CU_ASSERT_EQUAL(ledger_fmt_page_token_encode(tok, sizeof tok, 5, "12345"), 0);
+    CU_ASSERT_EQUAL(ledger_fmt_page_parse(&page, msg, sizeof msg, 0, tok), -1);
+    CU_ASSERT_STRING_EQUAL(msg, "page_token is not one this server gave out");
+    CU_ASSERT_EQUAL(ledger_fmt_page_parse(&page, msg, sizeof msg, 0, "garbage"), -1);
 }
 
 static void test_ledger_fmt_display_json(void)

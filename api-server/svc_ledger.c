@@ -1,5 +1,7 @@
 #include "svc_ledger.h"
 
+#include "ledger_pb.h"
+
 #include "apy.h"
 #include "log.h"
 
@@ -60,25 +62,12 @@ void svc_uuid_v4(char out[SVC_UUID_LEN + 1])
 
 Google__Protobuf__Timestamp *svc_timestamp_us(rpc_ctx *ctx, int64_t us)
 {
-    Google__Protobuf__Timestamp *t = rpc_ctx_alloc(ctx, sizeof *t);
-    if (!t)
-        return NULL;
-    google__protobuf__timestamp__init(t);
-    int64_t s = us / 1000000, r = us % 1000000;
-    if (r < 0) {
-        r += 1000000;
-        s -= 1;
-    }
-    t->seconds = s;
-    t->nanos = (int32_t)(r * 1000);
-    return t;
+    return ledger_pb_timestamp(ctx, us);
 }
 
 char *svc_dec(rpc_ctx *ctx, const u256 *a)
 {
-    char d[U256_DEC_MAX];
-    u256_to_dec(d, a);
-    return rpc_ctx_strdup(ctx, d);
+    return ledger_pb_u256(ctx, a);
 }
 
 char *svc_signed_dec(rpc_ctx *ctx, const u256 *a, const u256 *b)

@@ -526,7 +526,7 @@ static const char *serve_component_status(Coffer__V1__ComponentStatus s)
 
 int serve_status(const char *target, int64_t timeout_ms, const char *tls_ca_pem, const char *tls_name)
 {
-    grpcw_channel_options co = {tls_ca_pem, tls_name, 0};
+    grpcw_channel_options co = {tls_ca_pem, tls_name, 0, false};
     rpc_client *c = rpc_client_new(target, &co);
     if (!c) {
         fprintf(stderr, "coffer-api status: cannot create a channel to %s\n", target);

@@ -155,6 +155,7 @@ static char grpcw_k_ka_permit[] = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS;
 static char grpcw_k_min_ping[] = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS;
 static char grpcw_k_reuseport[] = GRPC_ARG_ALLOW_REUSEPORT;
 static char grpcw_k_streams[] = GRPC_ARG_MAX_CONCURRENT_STREAMS;
+static char grpcw_k_retries[] = GRPC_ARG_ENABLE_RETRIES;
 static char grpcw_k_ssl_name[] = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
 
 static int grpcw_clamp_int(int64_t v)
@@ -593,7 +594,7 @@ struct grpcw_channel {
 
 grpcw_channel *grpcw_channel_new(const char *target, const grpcw_channel_options *o)
 {
-    grpcw_channel_options defaults = {NULL, NULL, 0};
+    grpcw_channel_options defaults = {NULL, NULL, 0, false};
     if (!o)
         o = &defaults;
     grpcw_channel *c = calloc(1, sizeof *c);
@@ -606,8 +607,10 @@ grpcw_channel *grpcw_channel_new(const char *target, const grpcw_channel_options
         free(c);
         return NULL;
     }
-    grpc_arg args[2];
+    grpc_arg args[3];
     size_t n = 0;
+    if (o->no_retries)
+        grpcw_arg_int(&args[n++], grpcw_k_retries, 0);
     grpcw_arg_int(&args[n++], grpcw_k_max_recv,
                   o->max_message_bytes ? (int64_t)o->max_message_bytes : 4 * 1024 * 1024);
     char name[256];

@@ -259,6 +259,9 @@ typedef struct {
     const char *tls_root_pem;     /* PEM roots to verify the server with; NULL: plaintext */
     const char *tls_server_name;  /* expected name in the server's certificate; NULL: from target */
     size_t max_message_bytes;     /* largest response accepted; 0: 4 MiB */
+    /* No retries inside the core (its retry filter buffers every call's
+     * messages, ~2 µs per call): for callers doing their own failover. */
+    bool no_retries;
 } grpcw_channel_options;
 
 /* Creates a channel to target ("host:port", "unix:/path", any gRPC target

@@ -84,4 +84,10 @@ void gw_buf_number(gw_buf *b, double v, bool is_float);
 __attribute__((warn_unused_result))
 int gw_grpc_timeout_parse(int64_t *ms, const char *text);
 
+struct sockaddr_storage;
+
+/* "host:port" (an IPv4 address, localhost, or [IPv6]; port 0..65535) into
+ * ss. 0, or -1 when malformed. */
+int gw_listen_parse(struct sockaddr_storage *ss, const char *listen);
+
 #endif

@@ -134,7 +134,8 @@ gw_upstreams *gw_upstreams_new(char *err, size_t err_len, const gw_upstream_conf
     pthread_mutex_init(&u->q_lock, NULL);
     u->interval_ms = cfg->health_interval_ms > 0 ? cfg->health_interval_ms : 1000;
     u->timeout_ms = cfg->health_timeout_ms > 0 ? cfg->health_timeout_ms : 1000;
-    grpcw_channel_options co = {NULL, NULL, cfg->max_message_bytes};
+    /* Failover is ours (gw_upstream_not_sent): the core need not retry. */
+    grpcw_channel_options co = {NULL, NULL, cfg->max_message_bytes, true};
     for (size_t i = 0; i < cfg->n_targets; i++) {
         gw_upstream *up = &u->items[i];
         pthread_mutex_init(&up->lock, NULL);

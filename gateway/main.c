@@ -4,6 +4,7 @@
  *   coffer-gateway version */
 #include "coffer_version.h"
 #include "gw_config.h"
+#include "gw_h2.h"
 #include "gw_http.h"
 #include "gw_metrics.h"
 #include "gw_registry.h"
@@ -130,6 +131,8 @@ static int gw_serve(const config *cfg)
     gw_metrics *metrics = NULL;
     gw_upstreams *ups = NULL;
     gw_http *http = NULL;
+    gw_pipe *pipe = NULL;
+    gw_h2 *h2 = NULL;
     char *cert = NULL, *key = NULL;
 
     /* Every thread (gRPC's, libmicrohttpd's, ours) inherits this mask;
@@ -159,6 +162,15 @@ static int gw_serve(const config *cfg)
         config_get_duration_ms(cfg, &dtimeout, "upstream.default_timeout") != 0 ||
         config_get_duration_ms(cfg, &mtimeout, "upstream.max_timeout") != 0 ||
         config_get_int(cfg, &max_msg, "upstream.max_message_bytes") != 0) {
+        fprintf(stderr, "coffer-gateway: configuration incomplete\n");
+        return 2;
+    }
+    const char *h2_listen = NULL;
+    int64_t h2_max_conn = 0, h2_streams = 0;
+    if (config_get_string(cfg, &h2_listen, "http2.listen") != 0)
+        h2_listen = NULL;
+    if (config_get_int(cfg, &h2_max_conn, "http2.max_connections") != 0 ||
+        config_get_int(cfg, &h2_streams, "http2.max_streams") != 0) {
         fprintf(stderr, "coffer-gateway: configuration incomplete\n");
         return 2;
     }
@@ -197,17 +209,36 @@ static int gw_serve(const config *cfg)
         fprintf(stderr, "coffer-gateway: cannot start the health thread\n");
         goto out;
     }
-    gw_http_options ho = {
-        listen, cert, key, (unsigned)max_conn, (unsigned)per_ip, (unsigned)((idle + 999) / 1000),
+    gw_pipe_options po = {
         (size_t)max_body, dtimeout, mtimeout, access_log, routes, ups, metrics, types,
         (const char *)gw_openapi_json, gw_openapi_json_len,
+    };
+    pipe = gw_pipe_new(err, sizeof err, &po);
+    if (!pipe) {
+        fprintf(stderr, "coffer-gateway: %s\n", err);
+        goto out;
+    }
+    gw_http_options ho = {
+        listen, cert, key, (unsigned)max_conn, (unsigned)per_ip, (unsigned)((idle + 999) / 1000), pipe,
     };
     http = gw_http_start(err, sizeof err, &ho);
     if (!http) {
         fprintf(stderr, "coffer-gateway: %s\n", err);
         goto out;
     }
-    log_info("serve.listening", "port=%d tls=%s routes=%zu upstreams=%zu healthy=%zu", gw_http_port(http),
+    if (h2_listen) {
+        gw_h2_options o2 = {h2_listen, (unsigned)h2_max_conn, (unsigned)h2_streams, (unsigned)((idle + 999) / 1000),
+                            pipe};
+        h2 = gw_h2_start(err, sizeof err, &o2);
+        if (!h2) {
+            fprintf(stderr, "coffer-gateway: %s\n", err);
+            goto out;
+        }
+    }
+    char h2port[32] = "";
+    if (h2)
+        snprintf(h2port, sizeof h2port, " http2_port=%d", gw_h2_port(h2));
+    log_info("serve.listening", "port=%d%s tls=%s routes=%zu upstreams=%zu healthy=%zu", gw_http_port(http), h2port,
              has_cert ? "on" : "off", gw_routes_count(routes), gw_upstreams_count(ups),
              gw_upstreams_healthy_count(ups));
     int sig = 0;
@@ -215,7 +246,9 @@ static int gw_serve(const config *cfg)
     log_info("serve.stopping", "signal=%d", sig);
     rc = 0;
 out:
-    gw_http_stop(http);
+    gw_http_stop(http); /* waits for every call, on both fronts */
+    gw_h2_stop(h2);
+    gw_pipe_free(pipe);
     gw_upstreams_free(ups);
     gw_metrics_free(metrics);
     gw_routes_free(routes);

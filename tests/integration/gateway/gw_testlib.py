@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from concurrent import futures
 
 import grpc
@@ -45,9 +46,12 @@ class Response:
         return 'HTTP %d %r %r' % (self.status, self.headers, self.body[:300])
 
 
-def curl(method, url, body=None, headers=None, timeout=30):
-    """One request through curl. body: bytes, str or a JSON-able object."""
+def curl(method, url, body=None, headers=None, timeout=30, http2=False):
+    """One request through curl. body: bytes, str or a JSON-able object.
+    http2: cleartext HTTP/2 with prior knowledge (the gateway's h2c front)."""
     argv = ['curl', '-sS', '-i', '--max-time', str(timeout), '-X', method, url, '-H', 'Expect:']
+    if http2:
+        argv.append('--http2-prior-knowledge')
     for k, v in (headers or {}).items():
         argv += ['-H', '%s: %s' % (k, v)]
     data = None
@@ -105,6 +109,8 @@ class Gateway:
             self.close()
             raise RuntimeError('coffer-gateway did not start:\n' + self.log_text())
         self.url = 'http://127.0.0.1:%d' % port
+        m = re.search(r'event=serve\.listening port=\d+ http2_port=(\d+)', self.log_text())
+        self.h2url = 'http://127.0.0.1:%s' % m.group(1) if m else None
 
     def _port(self):
         if self.proc.poll() is not None:
@@ -221,3 +227,150 @@ class FakeUpstream:
 
     def close(self):
         self.server.stop(0)
+
+
+# -- the stack's gateway: retries, routes, shapes, the test chain ----------------------------
+
+def curl_patient(method, url, body=None, headers=None, timeout=120, patience=120):
+    """curl() that waits out rate limits the way a client should: a 429 is
+    retried after its Retry-After (the suites share the stack's buckets, the
+    operator's `execute` class holds 10 calls a minute). Send an
+    Idempotency-Key with writes so that a retry is safe."""
+    end = time.monotonic() + patience
+    while True:
+        r = curl(method, url, body=body, headers=headers, timeout=timeout)
+        if r.status != 429 or time.monotonic() > end:
+            return r
+        try:
+            wait = int(r.headers.get('retry-after', '1'))
+        except ValueError:
+            wait = 1
+        time.sleep(min(max(wait, 1), 10))
+
+
+class OpenApiRoutes:
+    """The routes /openapi.json lists, as (METHOD, template) pairs, and the
+    template a concrete request path is served by (the most literal one,
+    as the gateway chooses)."""
+
+    def __init__(self, doc):
+        self.routes = set()
+        self._rx = []
+        for tmpl, ops in doc['paths'].items():
+            parts = re.split(r'(\{[^}]+\})', tmpl)
+            rx = ''.join('[^/]+' if p.startswith('{') else re.escape(p) for p in parts)
+            literal = sum(len(p) for p in parts if not p.startswith('{'))
+            for m in ops:
+                if m.lower() in ('get', 'post', 'put', 'patch', 'delete'):
+                    self.routes.add((m.upper(), tmpl))
+                    self._rx.append((m.upper(), re.compile('^' + rx + '$'), literal, tmpl))
+
+    def match(self, method, path):
+        path = path.split('?', 1)[0]
+        best = None
+        for m, rx, literal, tmpl in self._rx:
+            if m == method and rx.match(path) and (best is None or literal > best[0]):
+                best = (literal, tmpl)
+        return best[1] if best else None
+
+
+_DECIMAL = re.compile(r'^(0|[1-9][0-9]*)$')
+_SIGNED = re.compile(r'^(0|-?[1-9][0-9]*)$')
+_TS = re.compile(r'^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3}|\.[0-9]{6}|\.[0-9]{9})?Z$')
+_ADDR = re.compile(r'^0x[0-9a-fA-F]{40}$')
+_HASH = re.compile(r'^0x[0-9a-f]{64}$')
+
+
+def _num(v):
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) or v in ('NaN', 'Infinity', '-Infinity')
+
+
+# Kinds of JSON values in proto3 JSON as the gateway writes it (docs/gateway.md).
+KINDS = {
+    'string': lambda v: isinstance(v, str),
+    'int64': lambda v: isinstance(v, str) and _SIGNED.match(v) is not None,  # 64-bit integers: JSON strings
+    'int': lambda v: isinstance(v, int) and not isinstance(v, bool),
+    'bool': lambda v: isinstance(v, bool),
+    'list': lambda v: isinstance(v, list),
+    'object': lambda v: isinstance(v, dict),
+    'enum': lambda v: isinstance(v, str) and re.match(r'^[A-Z][A-Z0-9_]*$', v) is not None,
+    'double': _num,
+    'decimal': lambda v: isinstance(v, str) and _DECIMAL.match(v) is not None,        # amounts, shares, WAD
+    'decimal?': lambda v: v == '' or (isinstance(v, str) and _DECIMAL.match(v) is not None),  # "" until set
+    'signed': lambda v: isinstance(v, str) and _SIGNED.match(v) is not None,         # yield after a loss
+    'timestamp': lambda v: isinstance(v, str) and _TS.match(v) is not None,
+    'timestamp?': lambda v: v is None or (isinstance(v, str) and _TS.match(v) is not None),  # unset: null
+    'address': lambda v: isinstance(v, str) and _ADDR.match(v) is not None,
+    'address?': lambda v: v == '' or (isinstance(v, str) and _ADDR.match(v) is not None),
+    'hash?': lambda v: v == '' or (isinstance(v, str) and _HASH.match(v) is not None),
+    'strmap': lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+    'strings': lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+}
+
+
+def shape_errors(obj, shape, where='$'):
+    """What is wrong with obj against shape: a kind name (KINDS), a dict
+    (an object with exactly these keys: every field is written,
+    lowerCamelCase), or [shape] (a list whose items all have that shape)."""
+    if isinstance(shape, dict):
+        if not isinstance(obj, dict):
+            return ['%s: %r is not an object' % (where, obj)]
+        errs = []
+        if set(obj) != set(shape):
+            errs.append('%s: keys %s, want %s (missing %s, extra %s)' % (
+                where, sorted(obj), sorted(shape), sorted(set(shape) - set(obj)), sorted(set(obj) - set(shape))))
+        for k, sub in shape.items():
+            if k in obj:
+                errs += shape_errors(obj[k], sub, '%s.%s' % (where, k))
+        return errs
+    if isinstance(shape, list):
+        if not isinstance(obj, list):
+            return ['%s: %r is not a list' % (where, obj)]
+        errs = []
+        for i, item in enumerate(obj):
+            errs += shape_errors(item, shape[0], '%s[%d]' % (where, i))
+        return errs
+    return [] if KINDS[shape](obj) else ['%s: %r is not %s' % (where, obj, shape)]
+
+
+# The gRPC codes each HTTP error status may carry (docs/gateway.md "Errors").
+HTTP_CODES = {400: {3, 9, 11}, 401: {16}, 403: {7}, 404: {5}, 405: {12}, 409: {6, 10}, 413: {8}, 429: {8},
+              499: {1}, 500: {2, 13, 15}, 501: {12}, 503: {14}, 504: {4}}
+
+
+class Anvil:
+    """JSON-RPC to the stack's anvil (COFFER_EVM_RPC, loopback). Its first
+    development account is unlocked: it funds wallets and, as the test
+    USDC's deployer, mints it (docs/test-chain.md)."""
+    FUNDER = '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266'
+
+    def __init__(self, url):
+        self.url = url
+        self.n = 0
+
+    def rpc(self, method, params=()):
+        self.n += 1
+        body = json.dumps({'jsonrpc': '2.0', 'id': self.n, 'method': method, 'params': list(params)}).encode()
+        req = urllib.request.Request(self.url, body, {'content-type': 'application/json'})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            ans = json.loads(r.read())
+        if 'error' in ans:
+            raise AssertionError('anvil %s: %s' % (method, ans['error']))
+        return ans['result']
+
+    def send(self, to, data='0x', value=0):
+        h = self.rpc('eth_sendTransaction', [{'from': self.FUNDER, 'to': to, 'data': data, 'value': hex(value)}])
+        rc = wait_until(lambda: self.rpc('eth_getTransactionReceipt', [h]), 20, 0.05)
+        assert rc and rc['status'] == '0x1', rc
+        return rc
+
+    def mint(self, token, to, amount):
+        return self.send(token, '0x40c10f19' + '0' * 24 + to[2:].lower() + '%064x' % amount)
+
+    def balance_of(self, token, who):
+        return int(self.rpc('eth_call', [{'to': token, 'data': '0x70a08231' + '0' * 24 + who[2:].lower()},
+                                         'latest']), 16)
+
+    def mine(self, n=1):
+        for _ in range(n):
+            self.rpc('evm_mine')

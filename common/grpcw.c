@@ -156,6 +156,8 @@ static char grpcw_k_min_ping[] = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_D
 static char grpcw_k_reuseport[] = GRPC_ARG_ALLOW_REUSEPORT;
 static char grpcw_k_streams[] = GRPC_ARG_MAX_CONCURRENT_STREAMS;
 static char grpcw_k_retries[] = GRPC_ARG_ENABLE_RETRIES;
+static char grpcw_k_bdp[] = GRPC_ARG_HTTP2_BDP_PROBE;
+static char grpcw_k_channelz[] = GRPC_ARG_ENABLE_CHANNELZ;
 static char grpcw_k_ssl_name[] = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
 
 static int grpcw_clamp_int(int64_t v)
@@ -607,10 +609,15 @@ grpcw_channel *grpcw_channel_new(const char *target, const grpcw_channel_options
         free(c);
         return NULL;
     }
-    grpc_arg args[3];
+    grpc_arg args[5];
     size_t n = 0;
     if (o->no_retries)
         grpcw_arg_int(&args[n++], grpcw_k_retries, 0);
+    /* Unary calls with small messages: no bandwidth-delay probing (its
+     * pings and window bookkeeping cost every call), and no channelz
+     * counters (nothing here serves channelz). */
+    grpcw_arg_int(&args[n++], grpcw_k_bdp, 0);
+    grpcw_arg_int(&args[n++], grpcw_k_channelz, 0);
     grpcw_arg_int(&args[n++], grpcw_k_max_recv,
                   o->max_message_bytes ? (int64_t)o->max_message_bytes : 4 * 1024 * 1024);
     char name[256];

@@ -32,6 +32,7 @@
 #define GW_H2_OUT_HIGH 65536u    /* stop asking nghttp2 for more output above this */
 #define GW_H2_LOG_LINE_MAX 2048u
 #define GW_H2_POOL_MAX 512u      /* freed streams kept for reuse, with their buffers */
+#define GW_H2_ADOPT_MAX 64u      /* sockets handed over and not yet taken by the loop */
 
 typedef enum {
     GW_H2S_READING = 0, /* headers and body arriving */
@@ -55,6 +56,7 @@ typedef struct gw_h2_stream {
     size_t kv_cap;
     char method[16];
     size_t sent;                 /* reply bytes handed to nghttp2 */
+    unsigned refuse;             /* the request cannot be served: its HTTP status (431, 501) */
 } gw_h2_stream;
 
 struct gw_h2_conn {
@@ -96,6 +98,8 @@ struct gw_h2 {
     int64_t last_sweep_s;
     struct gw_h2_stream *pool;   /* loop thread only */
     size_t pool_n;
+    int adopt[GW_H2_ADOPT_MAX];  /* gw_h2_adopt's sockets (done_lock) */
+    size_t n_adopt;
 };
 
 static int64_t gw_h2_now_s(void)
@@ -192,6 +196,7 @@ static gw_h2_stream *gw_h2_stream_new(gw_h2_conn *c, int32_t id)
     s->closed = false;
     s->method[0] = '\0';
     s->sent = 0;
+    s->refuse = 0;
     s->h = c->h;
     s->conn = c;
     s->id = id;
@@ -343,9 +348,33 @@ static void gw_h2_dispatch(gw_h2_stream *s)
     s->p.hdrs = s->kv;
     s->p.n_hdrs = n;
     s->p.method = s->method;
-    if (!s->p.uri || !s->method[0] || s->hb.oom) {
+    if (!s->p.uri || !s->method[0] || s->hb.oom || s->refuse) {
+        /* Answered without the pipeline, which sets out for the rest: its
+         * metrics slot and access-log route are ours to set (a reused
+         * stream's out is the previous request's; its route may point
+         * into that request's freed :path). */
+        gw_pipe *p = s->h->o.pipe;
+        unsigned code = 400;
+        rpc_code rc = RPC_INVALID_ARGUMENT;
+        char msg[128];
+        snprintf(msg, sizeof msg, "a request needs :method and :path");
+        if (s->refuse == 431 || s->hb.oom) {
+            code = 431;
+            rc = RPC_RESOURCE_EXHAUSTED;
+            snprintf(msg, sizeof msg, "the request headers are larger than %u bytes", GW_H2_HEADERS_MAX);
+        } else if (s->refuse == 501) {
+            code = 501;
+            rc = RPC_UNIMPLEMENTED;
+            snprintf(msg, sizeof msg, "no method longer than %zu bytes is served", sizeof s->method - 1);
+        }
+        if (!s->method[0])
+            snprintf(s->method, sizeof s->method, "-");
+        s->p.method = s->method;
         s->p.path = s->p.uri;
-        gw_pipe_reply_status(&s->p, 400, RPC_INVALID_ARGUMENT, "a request needs :method and :path", NULL);
+        gw_pipe_request_id(p, &s->p);
+        s->p.out = (gw_outcome){gw_routes_count(gw_pipe_opts(p)->routes) + GW_ROUTE_UNMATCHED, code, rc, NULL,
+                                "unmatched"};
+        gw_pipe_reply_status(&s->p, code, rc, msg, NULL);
         gw_h2_submit(s);
         return;
     }
@@ -362,6 +391,16 @@ static int gw_h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame 
     gw_h2_conn *c = user;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    /* A stream the client reset keeps its upstream call (and its place in
+     * c->streams) until the call ends, while nghttp2 no longer counts it:
+     * count it against max_streams here, or a client resetting each
+     * stream at once could start calls without bound (CVE-2023-44487,
+     * "rapid reset"). REFUSED_STREAM: nothing was done, the client may
+     * retry. */
+    if (c->n_streams >= c->h->o.max_streams) {
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     gw_h2_stream *s = gw_h2_stream_new(c, frame->hd.stream_id);
     if (!s)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -379,12 +418,18 @@ static int gw_h2_on_header(nghttp2_session *session, const nghttp2_frame *frame,
     gw_h2_stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (!s || s->state != GW_H2S_READING)
         return 0;
-    if (s->hb.len + namelen + valuelen + 2 > GW_H2_HEADERS_MAX)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+    if (s->refuse)
+        return 0; /* answered as refused once the request is complete */
+    if (s->hb.len + namelen + valuelen + 2 > GW_H2_HEADERS_MAX) {
+        s->refuse = 431; /* 431, with nothing more kept */
+        return 0;
+    }
     if (namelen && name[0] == ':') {
         if (namelen == 7 && memcmp(name, ":method", 7) == 0) {
-            if (valuelen >= sizeof s->method)
-                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            if (valuelen >= sizeof s->method) {
+                s->refuse = 501;
+                return 0;
+            }
             memcpy(s->method, value, valuelen);
             s->method[valuelen] = '\0';
         } else if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
@@ -584,8 +629,12 @@ static void gw_h2_read(struct gw_h2 *h, gw_h2_conn *c)
         c->last_active_s = gw_h2_now_s();
         ssize_t used = nghttp2_session_mem_recv(c->session, buf, (size_t)n);
         if (used < 0) {
-            /* A protocol error: nghttp2 has queued GOAWAY; send it, then close. */
-            nghttp2_session_terminate_session(c->session, NGHTTP2_PROTOCOL_ERROR);
+            /* GOAWAY with what went wrong (if nghttp2 has not queued one
+             * already), sent before the connection is closed. */
+            uint32_t why = used == NGHTTP2_ERR_FLOODED                                       ? NGHTTP2_ENHANCE_YOUR_CALM
+                           : used == NGHTTP2_ERR_NOMEM || used == NGHTTP2_ERR_CALLBACK_FAILURE ? NGHTTP2_INTERNAL_ERROR
+                                                                                                : NGHTTP2_PROTOCOL_ERROR;
+            nghttp2_session_terminate_session(c->session, why);
             gw_h2_undirty(h, c);
             if (gw_h2_flush(h, c) == 0) {
                 gw_h2_conn_close(h, c);
@@ -596,6 +645,55 @@ static void gw_h2_read(struct gw_h2 *h, gw_h2_conn *c)
             break;
     }
     gw_h2_mark_dirty(c);
+}
+
+/* A connected socket (non-blocking) becomes an HTTP/2 connection; the
+ * socket is closed when it cannot. */
+static void gw_h2_conn_add(struct gw_h2 *h, int fd, const struct sockaddr_storage *ss)
+{
+    if (h->n_conns >= h->o.max_connections) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on other sockets */
+    gw_h2_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->h = h;
+    c->fd = fd;
+    gw_buf_init(&c->out);
+    c->last_active_s = gw_h2_now_s();
+    snprintf(c->peer, sizeof c->peer, "-");
+    if (ss && ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, c->peer, sizeof c->peer);
+    else if (ss && ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, c->peer, sizeof c->peer);
+    if (nghttp2_session_server_new(&c->session, h->cbs, c) != 0) {
+        close(fd);
+        free(c);
+        return;
+    }
+    nghttp2_settings_entry iv[2] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h->o.max_streams},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, GW_H2_HEADERS_MAX},
+    };
+    nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 2);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        nghttp2_session_del(c->session);
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = h->conns;
+    if (h->conns)
+        h->conns->prev = c;
+    h->conns = c;
+    h->n_conns++;
+    gw_h2_mark_dirty(c); /* our SETTINGS */
 }
 
 static void gw_h2_accept(struct gw_h2 *h)
@@ -611,50 +709,38 @@ static void gw_h2_accept(struct gw_h2 *h)
                 log_warn("http2.accept", "errno=%d", errno);
             return;
         }
-        if (h->n_conns >= h->o.max_connections) {
-            close(fd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        gw_h2_conn *c = calloc(1, sizeof *c);
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        c->h = h;
-        c->fd = fd;
-        gw_buf_init(&c->out);
-        c->last_active_s = gw_h2_now_s();
-        snprintf(c->peer, sizeof c->peer, "-");
-        if (ss.ss_family == AF_INET)
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer, sizeof c->peer);
-        else if (ss.ss_family == AF_INET6)
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, c->peer, sizeof c->peer);
-        if (nghttp2_session_server_new(&c->session, h->cbs, c) != 0) {
-            close(fd);
-            free(c);
-            continue;
-        }
-        nghttp2_settings_entry iv[2] = {
-            {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h->o.max_streams},
-            {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, GW_H2_HEADERS_MAX},
-        };
-        nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 2);
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-        if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-            nghttp2_session_del(c->session);
-            close(fd);
-            free(c);
-            continue;
-        }
-        c->next = h->conns;
-        if (h->conns)
-            h->conns->prev = c;
-        h->conns = c;
-        h->n_conns++;
-        gw_h2_mark_dirty(c); /* our SETTINGS */
+        gw_h2_conn_add(h, fd, &ss);
     }
+}
+
+/* On the loop: the sockets handed over by gw_h2_adopt. */
+static void gw_h2_take_adopted(struct gw_h2 *h)
+{
+    pthread_mutex_lock(&h->done_lock);
+    size_t n = h->n_adopt;
+    int fds[GW_H2_ADOPT_MAX];
+    memcpy(fds, h->adopt, n * sizeof fds[0]);
+    h->n_adopt = 0;
+    pthread_mutex_unlock(&h->done_lock);
+    for (size_t i = 0; i < n; i++)
+        gw_h2_conn_add(h, fds[i], NULL);
+}
+
+int gw_h2_adopt(gw_h2 *h, int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        return -1;
+    pthread_mutex_lock(&h->done_lock);
+    if (h->n_adopt >= GW_H2_ADOPT_MAX) {
+        pthread_mutex_unlock(&h->done_lock);
+        return -1;
+    }
+    h->adopt[h->n_adopt++] = fd;
+    pthread_mutex_unlock(&h->done_lock);
+    if (!atomic_exchange(&h->kicked, true))
+        gw_h2_wake(h);
+    return 0;
 }
 
 /* Closes connections without streams idle longer than the timeout. */
@@ -703,6 +789,7 @@ static void *gw_h2_loop(void *arg)
                     gw_h2_mark_dirty(c);
             }
         }
+        gw_h2_take_adopted(h);
         gw_h2_take_done(h);
         gw_h2_flush_dirty(h);
         gw_h2_sweep(h);
@@ -719,6 +806,8 @@ static void gw_h2_free(struct gw_h2 *h)
 {
     while (h->conns)
         gw_h2_conn_close(h, h->conns);
+    for (size_t i = 0; i < h->n_adopt; i++)
+        close(h->adopt[i]);
     /* Streams left have calls in flight: none, once gw_pipe_wait_calls returned. */
     if (h->listen_fd >= 0)
         close(h->listen_fd);

@@ -35,6 +35,12 @@ gw_h2 *gw_h2_start(char *err, size_t err_len, const gw_h2_options *options);
 
 int gw_h2_port(const gw_h2 *h);
 
+/* Serves HTTP/2 on fd, a connected stream socket (TCP or Unix), as if
+ * accepted: for inherited sockets, in-process clients and the fuzz target.
+ * Any thread. 0, or -1 (fd stays the caller's) when too many are waiting. */
+__attribute__((warn_unused_result))
+int gw_h2_adopt(gw_h2 *h, int fd);
+
 /* Stops accepting, gives the replies of finished calls a moment to go
  * out, closes every connection, frees. Stop the pipeline's calls first
  * (gw_http_stop waits for them). h may be NULL. */

@@ -185,7 +185,7 @@ static bool gw_rid_ok(const char *v)
     return true;
 }
 
-static void gw_request_id(gw_pipe *p, gw_preq *r)
+void gw_pipe_request_id(gw_pipe *p, gw_preq *r)
 {
     const char *v = gw_preq_header(r, "X-Request-Id");
     if (v && gw_rid_ok(v)) {
@@ -602,7 +602,7 @@ gw_pipe_result gw_pipe_handle(gw_pipe *p, gw_preq *r)
 {
     const char *method = r->method;
     gw_pipe_result result = GW_PIPE_REPLY;
-    gw_request_id(p, r);
+    gw_pipe_request_id(p, r);
     log_set_request_id(r->rid);
     r->out = (gw_outcome){gw_routes_count(p->o.routes) + GW_ROUTE_UNMATCHED, 500, RPC_OK, NULL, "unmatched"};
 

@@ -143,6 +143,10 @@ const char *gw_preq_header(const gw_preq *r, const char *name);
  * started (GW_PIPE_CALLING; if r->suspend is set it was called first). */
 gw_pipe_result gw_pipe_handle(gw_pipe *p, gw_preq *r);
 
+/* Sets r->rid from r's X-Request-Id, or a new one (gw_pipe_handle does;
+ * for a front answering a request itself). */
+void gw_pipe_request_id(gw_pipe *p, gw_preq *r);
+
 /* Makes r's reply a google.rpc.Status JSON (fronts' own errors). */
 void gw_pipe_reply_status(gw_preq *r, unsigned http_code, rpc_code code, const char *message, const gw_hdrs *hs);
 

@@ -119,7 +119,7 @@ class Gateway:
         return int(m.group(1)) if m else None
 
     def log_text(self):
-        with open(self.log_path) as f:
+        with open(self.log_path, errors='replace') as f:
             return f.read()
 
     def close(self):

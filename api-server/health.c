@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ struct health {
     pthread_cond_t wake;
     health_component comps[HEALTH_COMPONENTS_MAX];
     size_t n;
+    _Atomic uint64_t version;   /* bumped, under the lock, after every write to comps or n */
     unsigned interval_ms, timeout_ms;
     bool started, stop, draining, serving;
     pthread_t thread;
@@ -59,6 +61,10 @@ health *health_new(unsigned interval_ms, unsigned probe_timeout_ms)
     pthread_condattr_destroy(&ca);
     h->interval_ms = interval_ms;
     h->timeout_ms = probe_timeout_ms;
+    /* Versions of different objects never coincide, so a cache keyed by
+     * one cannot be fooled by a new object at a freed one's address. */
+    static _Atomic uint64_t health_epoch;
+    atomic_init(&h->version, (atomic_fetch_add_explicit(&health_epoch, 1, memory_order_relaxed) + 1) << 32);
     return h;
 }
 
@@ -78,6 +84,7 @@ int health_add_component(health *h, const char *name, bool required, health_prob
         snprintf(c->st.detail, sizeof c->st.detail, "not configured in this build");
     c->probe = probe;
     c->arg = arg;
+    atomic_fetch_add_explicit(&h->version, 1, memory_order_release);
     return 0;
 }
 
@@ -113,6 +120,7 @@ static void health_round(health *h)
         c->st.state = rc == 0 ? HEALTH_UP : HEALTH_DOWN;
         c->st.latency_us = took;
         snprintf(c->st.detail, sizeof c->st.detail, "%s", rc == 0 ? "" : detail);
+        atomic_fetch_add_explicit(&h->version, 1, memory_order_release);
         if (was != c->st.state) {
             char q[HEALTH_DETAIL_MAX + 8];
             log_event(rc == 0 ? LOG_INFO : LOG_WARN, "health.component", "component=%s state=%s detail=%s",
@@ -197,6 +205,11 @@ bool health_serving(health *h)
     bool s = h->serving;
     pthread_mutex_unlock(&h->lock);
     return s;
+}
+
+uint64_t health_version(health *h)
+{
+    return atomic_load_explicit(&h->version, memory_order_acquire);
 }
 
 size_t health_snapshot(health *h, health_component_status *out, size_t cap)

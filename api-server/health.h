@@ -80,6 +80,13 @@ bool health_serving(health *h);
  * components there are. */
 size_t health_snapshot(health *h, health_component_status *out, size_t cap);
 
+/* A number that changes whenever what health_snapshot returns may have
+ * changed (each probe result counts, even an identical one). Read it
+ * before taking a snapshot: a snapshot is at least as new as the version
+ * read before it. Lock-free, for callers that cache what they built from
+ * a snapshot (GetInfo). */
+uint64_t health_version(health *h);
+
 /* Starts telling w: at once (from inside this call, with the lock held)
  * with the current verdict, then on every change, in order. */
 void health_watch(health *h, health_watcher *w);

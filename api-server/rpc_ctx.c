@@ -19,6 +19,13 @@ int64_t rpc_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+int64_t rpc_coarse_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* ---- handler API ---------------------------------------------------------------- */
 
 int64_t rpc_ctx_deadline_ms(const rpc_ctx *c)

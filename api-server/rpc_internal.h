@@ -1,6 +1,6 @@
-/* rpc_internal: what rpc_server.c, rpc_ctx.c and rpc_stream.c share: the
- * call context, the server, and the few functions each calls of the
- * others. Not for services: they use rpc_server.h. */
+/* rpc_internal: what rpc_server.c, rpc_ctx.c, rpc_ctx_pool.c and
+ * rpc_stream.c share: the call context, the server, and the few functions
+ * each calls of the others. Not for services: they use rpc_server.h. */
 #ifndef COFFER_RPC_INTERNAL_H
 #define COFFER_RPC_INTERNAL_H
 
@@ -19,6 +19,7 @@
 #define RPC_ACCESS_BUF 16384u   /* access-log bytes a worker batches per write */
 #define RPC_ACCESS_FLUSH_US 20000 /* and for at most this long */
 #define RPC_ACCESS_PENDING 64u  /* batches queued for the log writer before producers write themselves */
+#define RPC_CTX_POOL_MAX 256u   /* finished call contexts kept for the next requests */
 
 typedef enum { RPC_TAG_REQUEST, RPC_TAG_CLOSE, RPC_TAG_SEND, RPC_TAG_RECV } rpc_tag_kind;
 typedef enum { RPC_JOB_START, RPC_JOB_MESSAGE, RPC_JOB_HALF_CLOSE } rpc_job_kind;
@@ -82,6 +83,8 @@ struct rpc_ctx {
     void *on_done_arg;
     rpc_ctx *open_prev, *open_next;
 
+    /* Kept when the context is reused (rpc_ctx_new clears what is above). */
+    rpc_ctx *pool_next;         /* in the server's pool of idle contexts */
     pthread_mutex_t lock;
     alignas(max_align_t) uint8_t arena[RPC_ARENA_INLINE];
 };
@@ -99,7 +102,7 @@ typedef struct {
     bool woken;
     char *abuf;                 /* access-log lines waiting for one write */
     size_t alen;
-    int64_t afirst_us;          /* when the oldest of them was logged */
+    int64_t afirst_us;          /* when the oldest of them was logged (rpc_coarse_now_us) */
 } rpc_worker;
 
 struct rpc_server {
@@ -127,6 +130,13 @@ struct rpc_server {
     unsigned n_seeking;         /* awake workers not in a handler: they will look at the queue */
     atomic_bool q_nonempty;     /* q_head != NULL, for spinning workers */
 
+    /* Idle call contexts (each with its emptied grpcw_call): a request
+     * slot takes one instead of allocating and initializing a context, a
+     * call and a mutex per call. */
+    pthread_mutex_t pool_lock;
+    rpc_ctx *pool;
+    unsigned n_pool;
+
     pthread_mutex_t lock;       /* shutdown state, open streams, live calls */
     pthread_cond_t drained;
     bool shutting_down;
@@ -140,13 +150,26 @@ struct rpc_server {
 
 /* rpc_ctx.c */
 int64_t rpc_now_us(void);
+/* CLOCK_MONOTONIC at the kernel tick (a few ms), a third of the price:
+ * for the access-log flush deadline, checked after every queue event. */
+int64_t rpc_coarse_now_us(void);
 void rpc_arena_reset(rpc_ctx *c);
 void rpc_clean_line(char *s);
 void rpc_attach_retry_info(rpc_ctx *c, rpc_code code);
 
-/* rpc_server.c */
+/* rpc_ctx_pool.c */
+/* A cleared context for a request slot of row (NULL: generic), or NULL
+ * when memory is short. One reference. */
+rpc_ctx *rpc_ctx_new(rpc_server *s, rpc_row *row);
+/* Empties c and returns it to the pool (freed when the pool is full);
+ * counted: it was a call in flight (s->inflight drops first). */
+void rpc_ctx_destroy(rpc_ctx *c, bool counted);
 void rpc_ctx_ref(rpc_ctx *c);
-void rpc_ctx_unref(rpc_ctx *c);
+void rpc_ctx_unref(rpc_ctx *c); /* the last reference destroys, counted */
+/* Frees the pooled contexts, once no thread can return one any more. */
+void rpc_ctx_pool_drain(rpc_server *s);
+
+/* rpc_server.c */
 rpc_code rpc_admit(rpc_ctx *c);
 rpc_code rpc_unpack(rpc_ctx *c, ProtobufCMessage **req, const uint8_t *data, size_t len);
 void rpc_rid_md(const rpc_ctx *c, grpcw_md *md);

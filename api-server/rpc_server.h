@@ -136,7 +136,8 @@ char *rpc_ctx_strdup(rpc_ctx *ctx, const char *s);
 
 /* Makes the unary call's answer these already packed bytes of the
  * method's output type (copied) instead of packing the response message:
- * for replaying a stored answer (idempotency). The handler must then
+ * for replaying a stored answer (idempotency) or one the handler caches
+ * (GetInfo). The handler must then
  * return RPC_OK. Returns RPC_OK, or RPC_RESOURCE_EXHAUSTED (status set)
  * when memory is short. */
 __attribute__((warn_unused_result))

@@ -7,6 +7,7 @@
 #include "rpc_server.h"
 #include "services.h"
 
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -30,40 +31,89 @@ static Coffer__V1__ComponentStatus svc_system_status(health_state s)
     return COFFER__V1__COMPONENT_STATUS__COMPONENT_STATUS_UNSPECIFIED;
 }
 
+/* Room for the packed answer: version, commit and HEALTH_COMPONENTS_MAX
+ * components with full names and details fit with margin. */
+#define SVC_SYSTEM_INFO_MAX 4096u
+
+/* The last GetInfo answer this thread packed and what it was built from.
+ * The answer only changes when one of these does (the uptime second, the
+ * schema version, a health result), so most calls copy these bytes
+ * instead of building and packing the message again: exactly the bytes a
+ * fresh build would give. Per thread (the queue thread answers inline,
+ * workers answer callers with credentials): no lock. */
+typedef struct {
+    bool valid;
+    const api_services *s;
+    int64_t started_ms;
+    uint64_t uptime_s;
+    uint32_t schema;
+    uint64_t health_version;
+    size_t len;
+    uint8_t bytes[SVC_SYSTEM_INFO_MAX];
+} svc_system_info_cache;
+
+static _Thread_local svc_system_info_cache svc_system_info;
+
+/* Arrays, not literals: the generated message's string fields are char *. */
+static char svc_system_version[] = COFFER_VERSION;
+static char svc_system_commit[] = COFFER_COMMIT;
+
 static rpc_code svc_system_get_info(rpc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage *out)
 {
     (void)req;
+    (void)out; /* answered with rpc_ctx_reply_packed */
     const api_services *s = rpc_ctx_service_arg(ctx);
-    Coffer__V1__GetInfoResponse *r = (Coffer__V1__GetInfoResponse *)out;
-    r->version = rpc_ctx_strdup(ctx, COFFER_VERSION);
-    r->commit = rpc_ctx_strdup(ctx, COFFER_COMMIT);
-    if (!r->version || !r->commit)
-        return rpc_ctx_fail(ctx, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    svc_system_info_cache *k = &svc_system_info;
     int64_t up = svc_system_now_ms() - s->started_ms;
-    r->uptime_seconds = up > 0 ? (uint64_t)up / 1000u : 0;
-    r->schema_version = s->db_probe ? atomic_load(&s->db_probe->schema_version) : 0;
+    uint64_t uptime_s = up > 0 ? (uint64_t)up / 1000u : 0;
+    uint32_t schema = s->db_probe ? atomic_load(&s->db_probe->schema_version) : 0;
+    uint64_t hv = s->health ? health_version(s->health) : 0; /* before the snapshot */
+    if (k->valid && k->s == s && k->started_ms == s->started_ms && k->uptime_s == uptime_s &&
+        k->schema == schema && k->health_version == hv)
+        return rpc_ctx_reply_packed(ctx, k->bytes, k->len);
 
+    Coffer__V1__GetInfoResponse r;
+    coffer__v1__get_info_response__init(&r);
+    r.version = svc_system_version;
+    r.commit = svc_system_commit;
+    r.uptime_seconds = uptime_s;
+    r.schema_version = schema;
     health_component_status st[HEALTH_COMPONENTS_MAX];
+    Coffer__V1__ComponentHealth comps[HEALTH_COMPONENTS_MAX];
+    Coffer__V1__ComponentHealth *ptrs[HEALTH_COMPONENTS_MAX];
     size_t n = s->health ? health_snapshot(s->health, st, HEALTH_COMPONENTS_MAX) : 0;
     if (n > HEALTH_COMPONENTS_MAX)
         n = HEALTH_COMPONENTS_MAX;
-    r->components = rpc_ctx_alloc(ctx, (n ? n : 1) * sizeof *r->components);
-    if (!r->components)
-        return rpc_ctx_fail(ctx, RPC_RESOURCE_EXHAUSTED, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        Coffer__V1__ComponentHealth *c = rpc_ctx_alloc(ctx, sizeof *c);
-        if (!c)
-            return rpc_ctx_fail(ctx, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        Coffer__V1__ComponentHealth *c = &comps[i];
         coffer__v1__component_health__init(c);
-        c->name = rpc_ctx_strdup(ctx, st[i].name);
-        c->detail = rpc_ctx_strdup(ctx, st[i].detail);
-        if (!c->name || !c->detail)
-            return rpc_ctx_fail(ctx, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        c->name = st[i].name;
+        c->detail = st[i].detail;
         c->status = svc_system_status(st[i].state);
         c->latency_us = st[i].latency_us;
-        r->components[r->n_components++] = c;
+        ptrs[i] = c;
     }
-    return RPC_OK;
+    r.n_components = n;
+    r.components = ptrs;
+    /* Packed here, while st (which the strings point into) is alive. */
+    size_t len = coffer__v1__get_info_response__get_packed_size(&r);
+    if (len > sizeof k->bytes) {
+        k->valid = false;
+        uint8_t *buf = rpc_ctx_alloc(ctx, len);
+        if (!buf)
+            return rpc_ctx_fail(ctx, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        coffer__v1__get_info_response__pack(&r, buf);
+        return rpc_ctx_reply_packed(ctx, buf, len);
+    }
+    coffer__v1__get_info_response__pack(&r, k->bytes);
+    k->valid = true;
+    k->s = s;
+    k->started_ms = s->started_ms;
+    k->uptime_s = uptime_s;
+    k->schema = schema;
+    k->health_version = hv;
+    k->len = len;
+    return rpc_ctx_reply_packed(ctx, k->bytes, len);
 }
 
 static bool svc_system_should_stop(void *arg)

@@ -7,6 +7,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <grpc/slice_buffer.h>
 #include <grpc/status.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
@@ -155,9 +156,9 @@ static char grpcw_k_ka_permit[] = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS;
 static char grpcw_k_min_ping[] = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS;
 static char grpcw_k_reuseport[] = GRPC_ARG_ALLOW_REUSEPORT;
 static char grpcw_k_streams[] = GRPC_ARG_MAX_CONCURRENT_STREAMS;
+static char grpcw_k_channelz[] = GRPC_ARG_ENABLE_CHANNELZ;
 static char grpcw_k_retries[] = GRPC_ARG_ENABLE_RETRIES;
 static char grpcw_k_bdp[] = GRPC_ARG_HTTP2_BDP_PROBE;
-static char grpcw_k_channelz[] = GRPC_ARG_ENABLE_CHANNELZ;
 static char grpcw_k_ssl_name[] = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
 
 static int grpcw_clamp_int(int64_t v)
@@ -181,7 +182,7 @@ grpcw_server *grpcw_server_new(const grpcw_server_options *o, grpcw_cq *cq)
     grpcw_server *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    grpc_arg args[8];
+    grpc_arg args[9];
     size_t n = 0;
     grpcw_arg_int(&args[n++], grpcw_k_max_recv, (int64_t)o->max_message_bytes);
     grpcw_arg_int(&args[n++], grpcw_k_max_send, (int64_t)o->max_message_bytes);
@@ -190,6 +191,9 @@ grpcw_server *grpcw_server_new(const grpcw_server_options *o, grpcw_cq *cq)
     grpcw_arg_int(&args[n++], grpcw_k_ka_permit, o->keepalive_permit_without_calls ? 1 : 0);
     grpcw_arg_int(&args[n++], grpcw_k_min_ping, o->keepalive_min_ping_interval_ms);
     grpcw_arg_int(&args[n++], grpcw_k_reuseport, 0);
+    /* Nothing serves channelz: without it the core keeps no per-server and
+     * per-socket call counters and traces (work on every call). */
+    grpcw_arg_int(&args[n++], grpcw_k_channelz, 0);
     if (o->max_concurrent_streams > 0)
         grpcw_arg_int(&args[n++], grpcw_k_streams, o->max_concurrent_streams);
     grpc_channel_args ca = {n, args};
@@ -298,7 +302,7 @@ struct grpcw_call {
     /* The send batch in flight (or prepared) and what it references. */
     grpc_slice send_slice;
     bool send_slice_set;
-    grpc_byte_buffer *send_bb;
+    grpc_byte_buffer *send_bb;   /* kept across sends and reuses of the call (see grpcw_call_send) */
     grpc_metadata send_md[GRPCW_SEND_MD_MAX];
     size_t n_send_md;
     grpc_slice details_slice;
@@ -332,9 +336,8 @@ void grpcw_call_send_done(grpcw_call *c)
     if (c->send_slice_set)
         grpc_slice_unref(c->send_slice);
     c->send_slice_set = false;
-    if (c->send_bb)
-        grpc_byte_buffer_destroy(c->send_bb);
-    c->send_bb = NULL;
+    if (c->send_bb) /* empty it: what the core did not take (a refused batch) */
+        grpc_slice_buffer_reset_and_unref(&c->send_bb->data.raw.slice_buffer);
     for (size_t i = 0; i < c->n_send_md; i++) {
         grpc_slice_unref(c->send_md[i].key);
         grpc_slice_unref(c->send_md[i].value);
@@ -363,31 +366,57 @@ int grpcw_call_set_status_details_bin(grpcw_call *c, const uint8_t *data, size_t
     return 0;
 }
 
-void grpcw_call_free(grpcw_call *c)
+/* Releases everything the call holds (the core call last). The request
+ * details were only handed to the core by a generic request: destroying
+ * untouched ones would cost an ExecCtx and two slice unrefs per call. */
+static void grpcw_call_release(grpcw_call *c)
 {
-    if (!c)
-        return;
     grpcw_call_send_done(c);
     grpcw_call_release_recv(c);
     if (c->first_read)
         grpc_slice_unref(c->first_slice);
+    c->first_read = false;
     if (c->first)
         grpc_byte_buffer_destroy(c->first);
+    c->first = NULL;
     grpc_metadata_array_destroy(&c->req_md);
-    grpc_call_details_destroy(&c->details);
+    if (c->generic)
+        grpc_call_details_destroy(&c->details);
     if (c->call)
         grpc_call_unref(c->call);
+    c->call = NULL;
+}
+
+void grpcw_call_free(grpcw_call *c)
+{
+    if (!c)
+        return;
+    grpcw_call_release(c);
+    if (c->send_bb)
+        grpc_byte_buffer_destroy(c->send_bb);
     free(c);
+}
+
+void grpcw_call_reset(grpcw_call *c)
+{
+    grpcw_call_release(c);
+    grpc_metadata_array_init(&c->req_md);
+    if (c->generic)
+        grpc_call_details_init(&c->details);
+    c->generic = false;
+    c->method[0] = '\0';
+    memset(&c->deadline, 0, sizeof c->deadline);
+    c->cancelled = 0;
 }
 
 int grpcw_server_request(grpcw_server *s, grpcw_method *m, grpcw_call *c, void *tag)
 {
     grpc_call_error e;
+    c->generic = m == NULL;
     if (m) {
         e = grpc_server_request_registered_call(s->srv, m->handle, &c->call, &c->deadline, &c->req_md,
                                                 m->payload ? &c->first : NULL, s->cq->cq, s->cq->cq, tag);
     } else {
-        c->generic = true;
         e = grpc_server_request_call(s->srv, &c->call, &c->details, &c->req_md, s->cq->cq, s->cq->cq, tag);
     }
     if (e != GRPC_CALL_OK) {
@@ -414,8 +443,10 @@ const char *grpcw_call_method(grpcw_call *c)
 int64_t grpcw_call_deadline_ms(const grpcw_call *c)
 {
     gpr_timespec d = c->generic ? c->details.deadline : c->deadline;
+    if (gpr_time_cmp(d, gpr_inf_future(d.clock_type)) >= 0)
+        return INT64_MAX; /* before reading any clock: most calls without a deadline */
     gpr_timespec now = gpr_now(d.clock_type == GPR_TIMESPAN ? GPR_CLOCK_MONOTONIC : d.clock_type);
-    if (gpr_time_cmp(d, gpr_inf_future(d.clock_type)) >= 0 || d.tv_sec - now.tv_sec > 10 * 365 * 86400LL)
+    if (d.tv_sec - now.tv_sec > 10 * 365 * 86400LL)
         return INT64_MAX;
     gpr_timespec left = gpr_time_sub(d, now);
     int64_t left_ms = (int64_t)left.tv_sec * 1000 + left.tv_nsec / 1000000;
@@ -424,9 +455,10 @@ int64_t grpcw_call_deadline_ms(const grpcw_call *c)
 
 const char *grpcw_call_metadata(const grpcw_call *c, size_t *len, const char *key)
 {
+    size_t klen = strlen(key);
     for (size_t i = 0; i < c->req_md.count; i++) {
         const grpc_metadata *m = &c->req_md.metadata[i];
-        if (grpc_slice_str_cmp(m->key, key) == 0) {
+        if (GRPC_SLICE_LENGTH(m->key) == klen && memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) == 0) {
             *len = GRPC_SLICE_LENGTH(m->value);
             return (const char *)GRPC_SLICE_START_PTR(m->value);
         }
@@ -437,10 +469,36 @@ const char *grpcw_call_metadata(const grpcw_call *c, size_t *len, const char *ke
 
 void grpcw_call_peer(grpcw_call *c, char *buf, size_t buf_len)
 {
+    if (buf_len == 0)
+        return;
+    /* The core hands out a fresh copy each time (no stable pointer to keep
+     * per connection); copied here without printf, once per call. */
     char *p = c->call ? grpc_call_get_peer(c->call) : NULL;
-    snprintf(buf, buf_len, "%s", p ? p : "unknown");
+    const char *v = p ? p : "unknown";
+    size_t n = strnlen(v, buf_len - 1);
+    memcpy(buf, v, n);
+    buf[n] = '\0';
     if (p)
         gpr_free(p);
+}
+
+/* A whole message in place: true when bb is one uncompressed slice (or
+ * none), as the core delivers a small request, so the caller reads it
+ * where it is instead of copying it into a new slice. */
+static bool grpcw_borrow(grpc_byte_buffer *bb, const uint8_t **data, size_t *len)
+{
+    if (bb->type != GRPC_BB_RAW || bb->data.raw.compression != GRPC_COMPRESS_NONE ||
+        bb->data.raw.slice_buffer.count > 1)
+        return false;
+    if (bb->data.raw.slice_buffer.count == 0) {
+        static const uint8_t none[1];
+        *data = none;
+        *len = 0;
+        return true;
+    }
+    *data = GRPC_SLICE_START_PTR(bb->data.raw.slice_buffer.slices[0]);
+    *len = GRPC_SLICE_LENGTH(bb->data.raw.slice_buffer.slices[0]);
+    return true;
 }
 
 int grpcw_call_first_message(grpcw_call *c, const uint8_t **data, size_t *len)
@@ -449,6 +507,8 @@ int grpcw_call_first_message(grpcw_call *c, const uint8_t **data, size_t *len)
     *len = 0;
     if (!c->first)
         return 0;
+    if (grpcw_borrow(c->first, data, len))
+        return 1;
     if (!c->first_read) {
         if (grpcw_read_all(c->first, &c->first_slice) != 0)
             return -1;
@@ -506,6 +566,8 @@ int grpcw_call_received(grpcw_call *c, const uint8_t **data, size_t *len)
     *len = 0;
     if (!c->recv)
         return 0;
+    if (grpcw_borrow(c->recv, data, len))
+        return 1;
     if (!c->recv_read) {
         if (grpcw_read_all(c->recv, &c->recv_slice) != 0)
             return -1;
@@ -547,8 +609,17 @@ int grpcw_call_send(grpcw_call *c, void *tag, unsigned what, const grpcw_md *md,
     if (what & GRPCW_SEND_MESSAGE) {
         if (!c->send_slice_set)
             return -1;
-        c->send_bb = grpc_raw_byte_buffer_create(&c->send_slice, 1); /* takes its own ref */
-        grpc_slice_unref(c->send_slice);
+        /* One byte buffer per grpcw_call, refilled for each message: the
+         * core moves the slices out when the batch starts and never holds
+         * the buffer itself past the batch's completion, and creating and
+         * destroying one cost a malloc, a free and an ExecCtx per call. */
+        if (!c->send_bb) {
+            c->send_bb = grpc_raw_byte_buffer_create(&c->send_slice, 1); /* takes its own ref */
+            grpc_slice_unref(c->send_slice);
+        } else {
+            grpc_slice_buffer_reset_and_unref(&c->send_bb->data.raw.slice_buffer);
+            grpc_slice_buffer_add(&c->send_bb->data.raw.slice_buffer, c->send_slice); /* takes our ref */
+        }
         c->send_slice_set = false;
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n].data.send_message.send_message = c->send_bb;

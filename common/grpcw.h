@@ -168,6 +168,12 @@ grpcw_call *grpcw_call_new(void);
  * be in flight. call may be NULL. */
 void grpcw_call_free(grpcw_call *call);
 
+/* Releases what the call holds, as grpcw_call_free, but keeps its storage:
+ * afterwards it is empty again, ready for grpcw_server_request (servers
+ * reuse calls instead of allocating one per request). No operation of it
+ * may still be in flight. */
+void grpcw_call_reset(grpcw_call *call);
+
 /* The method path of a call received by a generic request (NUL-terminated,
  * at most 255 bytes, truncated beyond); "" for registered calls. Borrowed. */
 const char *grpcw_call_method(grpcw_call *call);

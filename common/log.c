@@ -9,6 +9,7 @@
 #define LOG_LINE_MAX 4096
 
 static char log_component[32] = "coffer";
+static size_t log_component_len = 6;
 static log_level log_min = LOG_INFO;
 static int log_fd = 2;
 static _Thread_local char log_rid[64];
@@ -19,6 +20,7 @@ void log_init(const char *component, log_level min_level, int fd)
 {
     if (component) {
         snprintf(log_component, sizeof log_component, "%s", component);
+        log_component_len = strlen(log_component);
     }
     log_min = min_level;
     log_fd = fd;
@@ -48,7 +50,10 @@ void log_set_request_id(const char *request_id)
         log_rid[0] = '\0';
         return;
     }
-    snprintf(log_rid, sizeof log_rid, "%s", request_id);
+    /* Set twice per gRPC call: a plain copy, not printf. */
+    size_t n = strnlen(request_id, sizeof log_rid - 1);
+    memcpy(log_rid, request_id, n);
+    log_rid[n] = '\0';
 }
 
 const char *log_get_request_id(void)
@@ -56,24 +61,69 @@ const char *log_get_request_id(void)
     return log_rid;
 }
 
+/* Bytes copied as they are: everything but control characters (and DEL).
+ * Bytes from 0x80 up pass unchanged, as before. */
+#define LOG_P1 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+static const unsigned char log_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    LOG_P1, LOG_P1, LOG_P1, LOG_P1, LOG_P1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
+    LOG_P1, LOG_P1, LOG_P1, LOG_P1, LOG_P1, LOG_P1, LOG_P1, LOG_P1,
+};
+#undef LOG_P1
+
+/* How many leading bytes of s[0..n) are plain: eight at a time while a
+ * word has no byte below 0x20 and none equal to 0x7f (both tests are exact
+ * for "some byte is": Bit Twiddling Hacks' hasless and haszero), then the
+ * table byte by byte. */
+static size_t log_plain_run(const unsigned char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, sizeof x);
+        uint64_t del = x ^ (ones * 0x7f);
+        if (((x - ones * 0x20) & ~x & highs) | ((del - ones) & ~del & highs))
+            break;
+    }
+    while (i < n && log_plain[s[i]])
+        i++;
+    return i;
+}
+
 /* Copies src into dst (of cap bytes, at offset *pos) escaping control
- * characters, so the event stays on one line. */
+ * characters, so the event stays on one line; stops at src's NUL or when
+ * fewer than 6 bytes of dst are left. Every log line goes through here
+ * (the access log once per call): runs of plain bytes are found a word at
+ * a time and copied with one memcpy instead of byte by byte. */
 static void log_append_escaped(char *dst, size_t cap, size_t *pos, const char *src)
 {
-    for (; *src && *pos + 5 < cap; src++) {
-        unsigned char c = (unsigned char)*src;
+    static const char hex[] = "0123456789abcdef";
+    size_t p = *pos;
+    const unsigned char *s = (const unsigned char *)src;
+    while (p + 5 < cap) {
+        size_t n = strnlen((const char *)s, cap - 5 - p); /* plain bytes that still fit */
+        size_t run = log_plain_run(s, n);
+        memcpy(dst + p, s, run);
+        p += run;
+        s += run;
+        if (run == n)
+            break; /* the end of src, or of the room */
+        unsigned char c = *s++; /* a control character, and room for its escape */
+        dst[p++] = '\\';
         if (c == '\n') {
-            dst[(*pos)++] = '\\';
-            dst[(*pos)++] = 'n';
+            dst[p++] = 'n';
         } else if (c == '\r') {
-            dst[(*pos)++] = '\\';
-            dst[(*pos)++] = 'r';
-        } else if (c < 0x20 || c == 0x7f) {
-            *pos += (size_t)snprintf(dst + *pos, cap - *pos, "\\x%02x", c);
+            dst[p++] = 'r';
         } else {
-            dst[(*pos)++] = (char)c;
+            dst[p++] = 'x';
+            dst[p++] = hex[c >> 4];
+            dst[p++] = hex[c & 0xf];
         }
     }
+    *pos = p;
 }
 
 /* Appends src[0..n) when it fits with room for the newline. */
@@ -115,7 +165,7 @@ static size_t log_header(char *line, size_t cap, log_level level, const char *ev
     log_put(line, cap, &pos, " level=", 7);
     log_put(line, cap, &pos, lv, strlen(lv));
     log_put(line, cap, &pos, " comp=", 6);
-    log_put(line, cap, &pos, log_component, strlen(log_component));
+    log_put(line, cap, &pos, log_component, log_component_len);
     if (log_rid[0]) {
         log_put(line, cap, &pos, " rid=", 5);
         log_append_escaped(line, cap, &pos, log_rid);
@@ -163,8 +213,25 @@ size_t log_format_fields(char *line, size_t cap, log_level level, const char *ev
 void log_put_str(char *buf, size_t cap, size_t *pos, const char *s)
 {
     size_t p = *pos;
-    while (*s && p + 1 < cap)
-        buf[p++] = *s++;
+    if (p + 1 < cap) {
+        size_t n = strnlen(s, cap - 1 - p);
+        memcpy(buf + p, s, n);
+        p += n;
+    }
+    if (p < cap)
+        buf[p] = '\0';
+    *pos = p;
+}
+
+void log_put_mem(char *buf, size_t cap, size_t *pos, const char *s, size_t n)
+{
+    size_t p = *pos;
+    if (p + 1 < cap) {
+        if (n > cap - 1 - p)
+            n = cap - 1 - p;
+        memcpy(buf + p, s, n);
+        p += n;
+    }
     if (p < cap)
         buf[p] = '\0';
     *pos = p;
@@ -242,7 +309,9 @@ const char *log_quote(char *buf, unsigned buf_len, const char *value)
     int needs = value[0] == '\0' || strpbrk(value, " \"=\t") != NULL;
     size_t pos = 0;
     if (!needs) {
-        snprintf(buf, buf_len, "%s", value);
+        size_t n = strnlen(value, buf_len - 1);
+        memcpy(buf, value, n);
+        buf[n] = '\0';
         return buf;
     }
     if (buf_len < 3) {

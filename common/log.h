@@ -67,6 +67,10 @@ size_t log_format_fields(char *line, size_t cap, log_level level, const char *ev
  * never past cap - 1, and keeps buf NUL-terminated. */
 void log_put_str(char *buf, size_t cap, size_t *pos, const char *s);
 void log_put_u64(char *buf, size_t cap, size_t *pos, uint64_t v);
+/* log_put_str of s[0..n) (no NUL in it), for text whose length is known. */
+void log_put_mem(char *buf, size_t cap, size_t *pos, const char *s, size_t n);
+/* log_put_mem of a string literal, its length counted by the compiler. */
+#define log_put_lit(buf, cap, pos, lit) log_put_mem(buf, cap, pos, "" lit, sizeof(lit) - 1)
 
 /* Writes lines[0..len) (whole lines from log_format) with a single
  * write(2), so they never interleave with other threads' lines. */

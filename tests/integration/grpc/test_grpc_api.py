@@ -62,6 +62,19 @@ class GrpcApiTest(unittest.TestCase):
         self.assertEqual(comps['db'].status, system_pb2.COMPONENT_STATUS_UP)
         self.assertIn('signer', comps)
 
+    def test_get_info_stays_current(self):
+        # Each thread keeps its last packed answer while nothing in it
+        # changes: the uptime still moves on, and the worker path (a
+        # credential sent) answers like the queue thread.
+        a = self.system.GetInfo(system_pb2.GetInfoRequest(), timeout=5)
+        time.sleep(1.2)
+        b = self.system.GetInfo(system_pb2.GetInfoRequest(), timeout=5)
+        self.assertGreaterEqual(b.uptime_seconds, a.uptime_seconds + 1)
+        c = self.system.GetInfo(system_pb2.GetInfoRequest(), metadata=t.admin_md(TOKEN), timeout=5)
+        self.assertGreaterEqual(c.uptime_seconds, b.uptime_seconds)
+        self.assertEqual((c.version, c.commit, c.schema_version), (b.version, b.commit, b.schema_version))
+        self.assertEqual([x.name for x in c.components], [x.name for x in b.components])
+
     # -- generic behaviour ----------------------------------------------------
 
     def test_unknown_method_is_unimplemented_at_once(self):

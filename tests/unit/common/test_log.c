@@ -3,6 +3,8 @@
 
 #include <regex.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,6 +103,75 @@ static void test_log_fields_appenders(void)
     CU_ASSERT_EQUAL(log_format_fields(line, sizeof line, LOG_DEBUG, "e", g, n), 0);
 }
 
+/* The escaping as first written, byte by byte: the word-at-a-time one
+ * must give exactly the same lines, truncation included. */
+static void ref_escape(char *dst, size_t cap, size_t *pos, const char *src)
+{
+    for (; *src && *pos + 5 < cap; src++) {
+        unsigned char c = (unsigned char)*src;
+        if (c == '\n') {
+            dst[(*pos)++] = '\\';
+            dst[(*pos)++] = 'n';
+        } else if (c == '\r') {
+            dst[(*pos)++] = '\\';
+            dst[(*pos)++] = 'r';
+        } else if (c < 0x20 || c == 0x7f) {
+            *pos += (size_t)snprintf(dst + *pos, cap - *pos, "\\x%02x", c);
+        } else {
+            dst[(*pos)++] = (char)c;
+        }
+    }
+}
+
+static void test_log_escaping_matches_reference(void)
+{
+    log_init("unit", LOG_INFO, STDERR_FILENO);
+    log_set_request_id(NULL);
+    unsigned seed = 20261121;
+    char fields[300];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t len = (size_t)rand_r(&seed) % sizeof fields;
+        unsigned mix = 2 + (unsigned)rand_r(&seed) % 40; /* how often a special byte comes */
+        for (size_t i = 0; i < len; i++) {
+            unsigned r = (unsigned)rand_r(&seed) % mix;
+            fields[i] = r == 0   ? (char)(1 + rand_r(&seed) % 0x1f)
+                        : r == 1 ? (char)0x7f
+                        : r == 2 ? (char)(0x80 + rand_r(&seed) % 0x80)
+                                 : (char)(0x20 + rand_r(&seed) % 0x5f);
+        }
+        fields[len] = '\0';
+        size_t cap = 64 + (size_t)rand_r(&seed) % 400;
+        char line[600], want[600];
+        size_t n = log_format_fields(line, cap, LOG_INFO, "e", fields, len);
+        CU_ASSERT_TRUE_FATAL(n > 0 && n <= cap);
+        const char *ev = memmem(line, n, " event=e", 8);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+        size_t pos = (size_t)(ev - line) + 8;
+        memcpy(want, line, pos);
+        if (len && pos < cap - 8) {
+            want[pos++] = ' ';
+            ref_escape(want, cap, &pos, fields);
+        }
+        if (pos > cap - 2)
+            pos = cap - 2;
+        want[pos++] = '\n';
+        CU_ASSERT_EQUAL_FATAL(n, pos);
+        CU_ASSERT_EQUAL_FATAL(memcmp(line, want, n), 0);
+    }
+}
+
+static void test_log_put_mem(void)
+{
+    char f[8];
+    size_t n = 0;
+    log_put_lit(f, sizeof f, &n, "ab");
+    log_put_mem(f, sizeof f, &n, "cdefghij", 8);
+    CU_ASSERT_STRING_EQUAL(f, "abcdefg"); /* stops short, still terminated */
+    CU_ASSERT_EQUAL(n, sizeof f - 1);
+    log_put_lit(f, sizeof f, &n, "x");
+    CU_ASSERT_EQUAL(n, sizeof f - 1);
+}
+
 void test_register(void)
 {
     static const test_case cases[] = {
@@ -108,6 +179,8 @@ void test_register(void)
         {"request_id_and_escaping", test_log_request_id_and_escaping},
         {"truncation", test_log_truncation},
         {"fields_appenders", test_log_fields_appenders},
+        {"escaping_matches_reference", test_log_escaping_matches_reference},
+        {"put_mem", test_log_put_mem},
         {NULL, NULL},
     };
     test_add_suite("log", cases);

@@ -743,7 +743,11 @@ int gw_h2_adopt(gw_h2 *h, int fd)
     return 0;
 }
 
-/* Closes connections without streams idle longer than the timeout. */
+/* Closes connections that made no progress (read nothing) for the idle
+ * timeout while no call of theirs is in flight: idle ones, and ones
+ * stalled by the client mid-request (a body that never ends) or mid-reply
+ * (a window never opened), which would otherwise hold their streams and
+ * buffers for good. Calls in flight are bounded by their deadlines. */
 static void gw_h2_sweep(struct gw_h2 *h)
 {
     int64_t now = gw_h2_now_s();
@@ -755,7 +759,10 @@ static void gw_h2_sweep(struct gw_h2 *h)
     gw_h2_conn *c = h->conns;
     while (c) {
         gw_h2_conn *next = c->next;
-        if (c->n_streams == 0 && now - c->last_active_s >= (int64_t)h->o.idle_timeout_s) {
+        bool calling = false;
+        for (gw_h2_stream *st = c->streams; st && !calling; st = st->next)
+            calling = st->state == GW_H2S_CALLING;
+        if (!calling && now - c->last_active_s >= (int64_t)h->o.idle_timeout_s) {
             gw_h2_undirty(h, c);
             gw_h2_conn_close(h, c);
         }

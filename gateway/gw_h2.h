@@ -22,7 +22,8 @@ typedef struct {
     const char *listen;       /* "host:port"; port 0: any free port */
     unsigned max_connections; /* more are closed at once */
     unsigned max_streams;     /* concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS) */
-    unsigned idle_timeout_s;  /* close connections without streams idle this long; 0: never */
+    unsigned idle_timeout_s;  /* close connections that read nothing this long while no call of theirs
+                                 is in flight (idle, or stalled mid-request or mid-reply); 0: never */
     gw_pipe *pipe;            /* borrowed: what requests do */
 } gw_h2_options;
 

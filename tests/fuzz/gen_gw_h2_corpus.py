@@ -13,39 +13,12 @@ import os
 import struct
 import sys
 
-PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
-END_STREAM, ACK, END_HEADERS, PADDED, PRIO = 0x1, 0x1, 0x4, 0x8, 0x20
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration', 'gateway'))
+# Frames and HPACK, shared with the gateway's HTTP/2 tests.
+from h2wire import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED, PING,  # noqa: E402
+                    PREFACE, PRIO, PRIORITY, RST_STREAM, SETTINGS, WINDOW_UPDATE, frame, hpack_int, literal, settings)
+
 AUTO_PREFACE, OWN_BYTES = b'\x01', b'\x00'
-
-
-def frame(ftype, flags, stream, payload=b''):
-    return struct.pack('>I', len(payload))[1:] + bytes([ftype, flags]) + struct.pack('>I', stream) + payload
-
-
-def hpack_int(value, prefix_bits, first):
-    """An HPACK integer (RFC 7541 5.1) with the pattern bits of its first byte."""
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes([first | value])
-    out = bytearray([first | limit])
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7f) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def hpack_str(s):
-    s = s.encode() if isinstance(s, str) else s
-    return hpack_int(len(s), 7, 0x00) + s
-
-
-def literal(name, value, index=False):
-    """A literal field with a new name: without indexing (6.2.2), or with
-    incremental indexing (6.2.1, enters the dynamic table)."""
-    return (b'\x40' if index else b'\x00') + hpack_str(name) + hpack_str(value)
 
 
 def indexed(i):
@@ -55,10 +28,6 @@ def indexed(i):
 def request(method, path, extra=()):
     return b''.join(literal(k, v) for k, v in
                     [(':method', method), (':scheme', 'http'), (':path', path), (':authority', 'gw')] + list(extra))
-
-
-def settings(*pairs):
-    return frame(SETTINGS, 0, 0, b''.join(struct.pack('>HI', k, v) for k, v in pairs))
 
 
 START = settings((0x2, 0), (0x4, 65535), (0x3, 100)) + frame(SETTINGS, ACK, 0)

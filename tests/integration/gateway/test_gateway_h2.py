@@ -20,32 +20,15 @@ import time
 import unittest
 
 import gw_testlib as t
+from h2wire import (ACK, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PREFACE, RST_STREAM, SETTINGS, block,
+                    frame)
 
 HTTP = os.environ.get('COFFER_HTTP', '')
 HTTP2 = os.environ.get('COFFER_HTTP2', '')
 
-PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
-DATA, HEADERS, RST_STREAM, SETTINGS, GOAWAY = 0x0, 0x1, 0x3, 0x4, 0x7
-END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
-
-
-def frame(ftype, flags, stream, payload=b''):
-    return struct.pack('>I', len(payload))[1:] + bytes([ftype, flags]) + struct.pack('>I', stream) + payload
-
-
-def hpack_literal(name, value):
-    """A literal header field without indexing, new name, no Huffman
-    (RFC 7541 6.2.2); names and values shorter than 127 bytes."""
-    name, value = name.encode(), value.encode()
-    assert len(name) < 127 and len(value) < 127
-    return b'\x00' + bytes([len(name)]) + name + bytes([len(value)]) + value
-
 
 def request_headers(path, extra=()):
-    block = b''.join(hpack_literal(k, v) for k, v in
-                     [(':method', 'GET'), (':scheme', 'http'), (':path', path), (':authority', 'test')] +
-                     list(extra))
-    return block
+    return block([(':method', 'GET'), (':scheme', 'http'), (':path', path), (':authority', 'test')] + list(extra))
 
 
 class RawH2:
@@ -244,6 +227,33 @@ class OwnGatewayH2Test(unittest.TestCase):
         for th in threads:
             th.join(20)
         self.assertEqual([r.status for r in results], [200] * 5, results)
+
+
+class StalledClientH2Test(unittest.TestCase):
+    """http.idle_timeout also closes HTTP/2 connections stalled by their
+    client mid-request, not only idle ones."""
+
+    def test_stalled_request_is_closed(self):
+        up = t.FakeUpstream()
+        gw = t.Gateway([up.target], {'http2.listen': '127.0.0.1:0', 'http.idle_timeout': '1s'})
+        try:
+            raw = RawH2(gw.h2url)
+            raw.start()
+            # A POST whose body never comes: HEADERS without END_STREAM.
+            raw.send(frame(HEADERS, END_HEADERS, 1, block(
+                [(':method', 'POST'), (':scheme', 'http'), (':path', '/v1/system/diagnose-database'),
+                 (':authority', 'test')])))
+            t0 = time.monotonic()
+            got = raw.frames(lambda ft, fl, st: False, timeout=6)  # until the server closes
+            waited = time.monotonic() - t0
+            raw.close()
+            self.assertLess(waited, 5.0, 'the stalled connection stayed open: %r' % got)
+            self.assertGreater(waited, 0.9)
+            self.assertEqual(up.calls, {})
+            self.assertEqual(t.curl('GET', gw.h2url + '/v1/system/info', http2=True).status, 200)
+        finally:
+            self.assertEqual(gw.close(), 0, gw.final_log[-2000:])
+            up.close()
 
 
 if __name__ == '__main__':

@@ -17,51 +17,18 @@ import time
 import unittest
 
 import gw_testlib as t
+from h2wire import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING, PREFACE, PRIORITY,
+                    PUSH_PROMISE, RST_STREAM, SETTINGS, WINDOW_UPDATE, block, frame, hpack_int, literal, settings)
 
-PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
-END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
 PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0x1, 0x2, 0x3
 STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 0x5, 0x6, 0x7, 0x8, 0x9
 MAX_BODY = 2048
 
-# -- frames and HPACK (RFC 7541) --------------------------------------------------------------
-
-
-def frame(ftype, flags, stream, payload=b''):
-    return struct.pack('>I', len(payload))[1:] + bytes([ftype, flags]) + struct.pack('>I', stream) + payload
-
-
-def hpack_int(value, prefix_bits, first=0):
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes([first | value])
-    out = bytearray([first | limit])
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7f) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def literal(name, value):
-    """A literal field without indexing, new name, no Huffman (6.2.2)."""
-    name = name.encode() if isinstance(name, str) else name
-    value = value.encode() if isinstance(value, str) else value
-    return b'\x00' + hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value
-
-
-def block(fields):
-    return b''.join(literal(k, v) for k, v in fields)
+# -- frames and HPACK (h2wire) -------------------------------------------------------------
 
 
 def request(path='/v1/system/info', method='GET', scheme='http', extra=()):
     return block([(':method', method), (':scheme', scheme), (':path', path), (':authority', 'test')] + list(extra))
-
-
-def settings(*pairs):
-    return frame(SETTINGS, 0, 0, b''.join(struct.pack('>HI', k, v) for k, v in pairs))
 
 
 # The huffman codes of the digits (RFC 7541 appendix B): enough to read :status.

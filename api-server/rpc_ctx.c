@@ -8,6 +8,7 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -231,13 +232,19 @@ void rpc_ctx_db_release(rpc_ctx *c, PGconn *conn)
 }
 
 
+/* Wiped, not only released: answers hold one-time secrets (a new API key,
+ * a webhook secret) and contexts are pooled, so the bytes would otherwise
+ * stay readable until a later call overwrote them. The cost is a memset of
+ * what the call used. */
 void rpc_arena_reset(rpc_ctx *c)
 {
     while (c->chunks) {
         rpc_chunk *k = c->chunks;
         c->chunks = k->next;
+        sodium_memzero(k->data, k->used);
         free(k);
     }
+    sodium_memzero(c->arena, c->arena_used);
     c->arena_used = 0;
 }
 

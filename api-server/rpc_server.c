@@ -306,7 +306,10 @@ static void rpc_run_unary(rpc_ctx *c)
                             out_len, s->o.max_message_bytes);
         goto reply;
     }
-    uint8_t *buf = grpcw_call_message_buffer(c->call, out_len);
+    /* Answers of mutating methods may carry one-time secrets (a new API
+     * key, a webhook secret): their packed bytes are wiped when released. */
+    bool secret = c->row && (c->row->def->flags & RPC_F_MUTATES);
+    uint8_t *buf = secret ? grpcw_call_message_buffer_wiped(c->call, out_len) : grpcw_call_message_buffer(c->call, out_len);
     if (!buf) {
         code = rpc_ctx_fail(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
         goto reply;

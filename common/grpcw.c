@@ -578,6 +578,24 @@ int grpcw_call_received(grpcw_call *c, const uint8_t **data, size_t *len)
     return 1;
 }
 
+static void grpcw_wipe_free(void *p, size_t len)
+{
+    explicit_bzero(p, len);
+    free(p);
+}
+
+uint8_t *grpcw_call_message_buffer_wiped(grpcw_call *c, size_t len)
+{
+    uint8_t *p = malloc(len ? len : 1);
+    if (!p)
+        return NULL;
+    if (c->send_slice_set)
+        grpc_slice_unref(c->send_slice);
+    c->send_slice = grpc_slice_new_with_len(p, len, grpcw_wipe_free);
+    c->send_slice_set = true;
+    return p;
+}
+
 uint8_t *grpcw_call_message_buffer(grpcw_call *c, size_t len)
 {
     if (c->send_slice_set)

@@ -238,6 +238,12 @@ int grpcw_call_received(grpcw_call *call, const uint8_t **data, size_t *len);
 __attribute__((warn_unused_result))
 uint8_t *grpcw_call_message_buffer(grpcw_call *call, size_t len);
 
+/* grpcw_call_message_buffer for answers that may hold secrets: the bytes
+ * are zeroed when the core lets them go (its own copies made while
+ * writing are not ours to wipe). One more allocation per call. */
+__attribute__((warn_unused_result))
+uint8_t *grpcw_call_message_buffer_wiped(grpcw_call *call, size_t len);
+
 /* Starts one send batch: what is a set of GRPCW_SEND_* (and
  * GRPCW_RECV_CLOSE); md[0..n_md)
  * (n_md <= GRPCW_SEND_MD_MAX) goes with GRPCW_SEND_INITIAL_MD; code and

@@ -144,6 +144,10 @@ static void gw_h2_stream_destroy(gw_h2_stream *s)
 static void gw_h2_stream_free(struct gw_h2 *h, gw_h2_stream *s)
 {
     atomic_fetch_sub_explicit(&h->active, 1, memory_order_relaxed);
+    /* Headers (Authorization), body and answer wiped now, pooled or not. */
+    gw_buf_reset(&s->hb);
+    gw_buf_reset(&s->p.body);
+    gw_buf_reset(&s->p.reply);
     if (h->pool_n < GW_H2_POOL_MAX && !s->p.body.oom && s->p.body.cap <= 65536 && s->p.reply.cap <= 65536 &&
         !s->hb.oom && s->hb.cap <= GW_H2_HEADERS_MAX * 2) {
         s->next_done = h->pool;
@@ -181,7 +185,7 @@ static gw_h2_stream *gw_h2_stream_new(gw_h2_conn *c, int32_t id)
         h->pool_n--;
         free(s->p.uri);
         gw_preq_start(&s->p);
-        s->hb.len = 0;
+        gw_buf_reset(&s->hb);
     } else {
         s = calloc(1, sizeof *s);
         if (!s)
@@ -576,7 +580,7 @@ static int gw_h2_flush(struct gw_h2 *h, gw_h2_conn *c)
         }
         c->out_off += (size_t)w;
         if (c->out_off == c->out.len) {
-            c->out.len = 0;
+            gw_buf_reset(&c->out); /* sent frames carry answers: wiped */
             c->out_off = 0;
         }
     }

@@ -245,6 +245,21 @@ static void gw_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("http.server", "detail=%s", log_quote(q, sizeof q, msg));
 }
 
+/* A reply body handed to libmicrohttpd, zeroed when it lets it go (answers
+ * may carry a new API key or webhook secret). */
+typedef struct {
+    size_t len;
+    char *data;
+} gw_wiped;
+
+static void gw_wiped_free(void *cls)
+{
+    gw_wiped *w = cls;
+    explicit_bzero(w->data, w->len);
+    free(w->data);
+    free(w);
+}
+
 /* A libmicrohttpd response of the pipeline's reply (its body taken). NULL
  * when libmicrohttpd cannot make one. */
 static struct MHD_Response *gw_response_new(gw_preq *p)
@@ -252,12 +267,21 @@ static struct MHD_Response *gw_response_new(gw_preq *p)
     size_t len = p->reply.len;
     char *data = p->reply.data;
     gw_buf_init(&p->reply);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        len, data ? data : (void *)(uintptr_t)"", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!resp) {
+    struct MHD_Response *resp = NULL;
+    gw_wiped *w = data ? malloc(sizeof *w) : NULL;
+    if (w) {
+        *w = (gw_wiped){len, data};
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(len, data, gw_wiped_free, w);
+        if (!resp)
+            gw_wiped_free(w);
+    } else if (data) {
+        explicit_bzero(data, len);
         free(data);
-        return NULL;
+    } else {
+        resp = MHD_create_response_from_buffer(0, (void *)(uintptr_t)"", MHD_RESPMEM_PERSISTENT);
     }
+    if (!resp)
+        return NULL;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, p->content_type ? p->content_type : "application/json");
     if (p->rid[0])
         MHD_add_response_header(resp, "X-Request-Id", p->rid);

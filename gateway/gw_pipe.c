@@ -99,7 +99,7 @@ void gw_preq_start(gw_preq *r)
     r->uri = NULL;
     r->hdrs = NULL;
     r->n_hdrs = 0;
-    r->body.len = 0;
+    gw_buf_reset(&r->body);
     r->too_large = false;
     r->t0_us = gw_pipe_now_us();
     r->peer[0] = '\0';
@@ -114,7 +114,7 @@ void gw_preq_start(gw_preq *r)
         gw_buf_dispose(&r->reply);
         gw_buf_init(&r->reply);
     }
-    r->reply.len = 0;
+    gw_buf_reset(&r->reply);
     r->reply_hdrs.n = 0;
 }
 

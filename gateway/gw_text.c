@@ -11,6 +11,11 @@
 
 /* ---- buffer ---------------------------------------------------------------------------- */
 
+/* Bodies and answers pass through these buffers with credentials in them
+ * (a new API key, a webhook secret, Authorization headers): what a buffer
+ * held is zeroed when it is reset, grown or freed, so no copy outlives
+ * its request in the heap. A memset of the bytes used. */
+
 void gw_buf_init(gw_buf *b)
 {
     memset(b, 0, sizeof *b);
@@ -18,16 +23,18 @@ void gw_buf_init(gw_buf *b)
 
 void gw_buf_dispose(gw_buf *b)
 {
+    if (b->data)
+        explicit_bzero(b->data, b->len);
     free(b->data);
     memset(b, 0, sizeof *b);
 }
 
 void gw_buf_reset(gw_buf *b)
 {
+    if (b->data)
+        explicit_bzero(b->data, b->len);
     b->len = 0;
     b->oom = false;
-    if (b->data)
-        b->data[0] = '\0';
 }
 
 static bool gw_buf_reserve(gw_buf *b, size_t extra)
@@ -44,10 +51,15 @@ static bool gw_buf_reserve(gw_buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap *= 2;
-    char *n = realloc(b->data, cap);
+    char *n = malloc(cap); /* not realloc: the old block is wiped before it goes */
     if (!n) {
         b->oom = true;
         return false;
+    }
+    if (b->data) {
+        memcpy(n, b->data, b->len);
+        explicit_bzero(b->data, b->len);
+        free(b->data);
     }
     b->data = n;
     b->cap = cap;

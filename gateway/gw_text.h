@@ -20,7 +20,7 @@ typedef struct {
 
 void gw_buf_init(gw_buf *b);
 void gw_buf_dispose(gw_buf *b);
-void gw_buf_reset(gw_buf *b);                   /* len = 0, keeps the storage */
+void gw_buf_reset(gw_buf *b);                   /* len = 0 (the bytes zeroed), keeps the storage */
 void gw_buf_append(gw_buf *b, const void *data, size_t len);
 void gw_buf_puts(gw_buf *b, const char *s);
 void gw_buf_putc(gw_buf *b, char c);

@@ -149,6 +149,35 @@ static void test_http_status_table(void)
     gw_buf_dispose(&b);
 }
 
+/* A reset buffer keeps its storage but not what it held: answers and
+ * bodies carry credentials. */
+static void test_buf_wiped(void)
+{
+    gw_buf b;
+    gw_buf_init(&b);
+    static const char secret[] = "{\"apiKey\":\"ck_live_00112233445566778899aabbccddeeff\"}";
+    gw_buf_puts(&b, secret);
+    CU_ASSERT_EQUAL_FATAL(b.len, strlen(secret));
+    char *data = b.data;
+    size_t cap = b.cap;
+    gw_buf_reset(&b);
+    CU_ASSERT_EQUAL(b.len, 0);
+    CU_ASSERT_PTR_EQUAL(b.data, data);
+    CU_ASSERT_EQUAL(b.cap, cap);
+    for (size_t i = 0; i < strlen(secret); i++)
+        CU_ASSERT_EQUAL_FATAL(data[i], 0);
+    /* Growing keeps the content. */
+    gw_buf_puts(&b, "abc");
+    for (int i = 0; i < 200; i++)
+        gw_buf_puts(&b, "0123456789");
+    CU_ASSERT_FALSE(b.oom);
+    CU_ASSERT_EQUAL(b.len, 2003);
+    CU_ASSERT_EQUAL(memcmp(b.data, "abc0123456789", 13), 0);
+    CU_ASSERT_EQUAL(b.data[b.len], '\0');
+    gw_buf_dispose(&b);
+    CU_ASSERT_PTR_NULL(b.data);
+}
+
 void test_register(void)
 {
     static const test_case cases[] = {
@@ -157,6 +186,7 @@ void test_register(void)
         {"durations", test_durations},
         {"names, numbers, Grpc-Timeout", test_names_numbers_timeouts},
         {"HTTP status table and Status JSON", test_http_status_table},
+        {"buffers wiped on reset", test_buf_wiped},
         {NULL, NULL},
     };
     test_add_suite("gw_text", cases);

@@ -101,6 +101,42 @@ static rpc_code cj_in_flight(ledger_tx *tx, bool *busy, const char *vault_id, co
     return RPC_OK;
 }
 
+/* How the staking and accrual jobs start on a vault: this replica's claim
+ * (the job's advisory lock), the vault row locked, and nothing making the
+ * run unsafe (paused; intents of kinds still in flight). *go false: the
+ * vault is skipped, and the report says why (doing: "another replica is
+ * <doing> it"; in_flight: why intents block it). */
+static rpc_code cj_vault_claim(ledger_tx *tx, ops_jobs_report *rep, vault_row *v, bool *go, const char *job,
+                               const char *vault_id, const char *kinds, const char *doing, const char *in_flight)
+{
+    *go = false;
+    bool mine = false, found = false, busy = false;
+    rpc_code c = cj_vault_lock(tx, &mine, job, vault_id);
+    if (c != RPC_OK)
+        return c;
+    if (!mine) {
+        rep->skipped++;
+        ops_jobs_line(rep, "vault %s: skipped: another replica is %s it", vault_id, doing);
+        return RPC_OK;
+    }
+    if ((c = vault_store_get(tx, v, &found, vault_id, true)) != RPC_OK || !found)
+        return c;
+    if (v->paused) {
+        rep->skipped++;
+        ops_jobs_line(rep, "vault %s: skipped: paused (%s)", v->id, v->paused_reason);
+        return RPC_OK;
+    }
+    if ((c = cj_in_flight(tx, &busy, v->id, kinds)) != RPC_OK)
+        return c;
+    if (busy) {
+        rep->skipped++;
+        ops_jobs_line(rep, "vault %s: skipped: %s", v->id, in_flight);
+        return RPC_OK;
+    }
+    *go = true;
+    return RPC_OK;
+}
+
 static void cj_drive(const ops_jobs_env *env, ops_jobs_report *rep, const uint8_t wallet[20])
 {
     char hx[41], msg[256];
@@ -241,30 +277,12 @@ static rpc_code cj_stake_body(ledger_tx *tx, void *argp)
     ops_jobs_report *rep = a->rep;
     a->created = false;
     ledger_tx_set_actor(tx, "job:staking");
-    bool mine = false, found = false, busy = false;
-    rpc_code c = cj_vault_lock(tx, &mine, "staking", a->vault_id);
-    if (c != RPC_OK)
-        return c;
-    if (!mine) {
-        rep->skipped++;
-        ops_jobs_line(rep, "vault %s: skipped: another replica is staking it", a->vault_id);
-        return RPC_OK;
-    }
     vault_row v;
-    if ((c = vault_store_get(tx, &v, &found, a->vault_id, true)) != RPC_OK || !found)
+    bool go = false;
+    rpc_code c = cj_vault_claim(tx, rep, &v, &go, "staking", a->vault_id, "{approve,supply,withdraw}", "staking",
+                                "supplies or unstakes of an earlier run are in flight");
+    if (c != RPC_OK || !go)
         return c;
-    if (v.paused) {
-        rep->skipped++;
-        ops_jobs_line(rep, "vault %s: skipped: paused (%s)", v.id, v.paused_reason);
-        return RPC_OK;
-    }
-    if ((c = cj_in_flight(tx, &busy, v.id, "{approve,supply,withdraw}")) != RPC_OK)
-        return c;
-    if (busy) {
-        rep->skipped++;
-        ops_jobs_line(rep, "vault %s: skipped: supplies or unstakes of an earlier run are in flight", v.id);
-        return RPC_OK;
-    }
     /* Deployable: idle less what is owed (payable) and what queued
      * withdrawals will need. */
     const char *vp[1] = {v.id};
@@ -506,30 +524,12 @@ static rpc_code cj_accrue_body(ledger_tx *tx, void *argp)
     cj_accrue_arg *a = argp;
     ops_jobs_report *rep = a->rep;
     ledger_tx_set_actor(tx, "job:accrual");
-    bool mine = false, found = false, busy = false;
-    rpc_code c = cj_vault_lock(tx, &mine, "accrual", a->vault_id);
-    if (c != RPC_OK)
-        return c;
-    if (!mine) {
-        rep->skipped++;
-        ops_jobs_line(rep, "vault %s: skipped: another replica is accruing it", a->vault_id);
-        return RPC_OK;
-    }
     vault_row v;
-    if ((c = vault_store_get(tx, &v, &found, a->vault_id, true)) != RPC_OK || !found)
+    bool go = false;
+    rpc_code c = cj_vault_claim(tx, rep, &v, &go, "accrual", a->vault_id, "{supply,withdraw}", "accruing",
+                                "supplies or unstakes are in flight");
+    if (c != RPC_OK || !go)
         return c;
-    if (v.paused) {
-        rep->skipped++;
-        ops_jobs_line(rep, "vault %s: skipped: paused (%s)", v.id, v.paused_reason);
-        return RPC_OK;
-    }
-    if ((c = cj_in_flight(tx, &busy, v.id, "{supply,withdraw}")) != RPC_OK)
-        return c;
-    if (busy) {
-        rep->skipped++;
-        ops_jobs_line(rep, "vault %s: skipped: supplies or unstakes are in flight", v.id);
-        return RPC_OK;
-    }
     cj_alloc now[CJ_ALLOCS_MAX];
     size_t n = 0;
     if ((c = cj_accrue_allocs(tx, a, now, &n)) != RPC_OK)

@@ -811,11 +811,10 @@ static void grpcw_result_fail(grpcw_unary_result *r, const char *why)
     r->message = strdup(why);
 }
 
-/* One unary call as a single batch: the blocking grpcw_unary_call (on a
- * pluck queue of its own) and the asynchronous grpcw_client_call (on a
- * shared queue) both run it. Everything the batch references lives here
+/* One unary call as a single batch, as the blocking grpcw_unary_call runs
+ * it (on a pluck queue of its own). Everything the batch references lives here
  * until the tag completes. */
-struct grpcw_client_call {
+typedef struct grpcw_client_call {
     grpc_call *call;
     grpc_metadata send_md[GRPCW_SEND_MD_MAX];
     size_t n_md;
@@ -826,7 +825,7 @@ struct grpcw_client_call {
     grpc_status_code status;
     grpc_slice details;
     grpc_op ops[6];
-};
+} grpcw_client_call;
 
 /* Releases what a started (or half-started) call holds; c is idle after. */
 static void grpcw_client_release(grpcw_client_call *c)
@@ -989,35 +988,3 @@ out:
     return rc;
 }
 
-/* ---- asynchronous client calls ------------------------------------------------ */
-
-grpcw_client_call *grpcw_client_call_new(void)
-{
-    grpcw_client_call *c = malloc(sizeof *c);
-    if (!c)
-        return NULL;
-    grpcw_client_init(c);
-    return c;
-}
-
-void grpcw_client_call_free(grpcw_client_call *c)
-{
-    if (!c)
-        return;
-    grpcw_client_release(c);
-    grpc_metadata_array_destroy(&c->init_md);
-    grpc_metadata_array_destroy(&c->trail_md);
-    free(c);
-}
-
-int grpcw_client_call_start(grpcw_client_call *c, char *err, size_t err_len, grpcw_channel *ch, grpcw_cq *cq,
-                            void *tag, const char *path, const uint8_t *req, size_t req_len, const grpcw_md *md,
-                            size_t n_md, int64_t timeout_ms)
-{
-    return grpcw_client_begin(c, err, err_len, ch->ch, cq->cq, tag, path, req, req_len, md, n_md, timeout_ms);
-}
-
-int grpcw_client_call_finish(grpcw_client_call *c, grpcw_unary_result *res)
-{
-    return grpcw_client_collect(c, res);
-}

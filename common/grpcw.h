@@ -11,8 +11,6 @@
  *                  received payloads and the storage of its outgoing batch
  *   grpcw_channel  a client channel; grpcw_unary_call runs one blocking
  *                  unary call on it
- *   grpcw_client_call  one asynchronous unary call on a channel, completing
- *                  on a grpcw_cq (many in flight, one polling thread)
  *
  * Tags: every asynchronous operation takes a void *tag that grpcw_cq_next
  * hands back when the operation completes, with ok saying whether it
@@ -309,40 +307,6 @@ int grpcw_unary_call(grpcw_channel *ch, grpcw_unary_result *res, const char *pat
                      int64_t timeout_ms);
 
 void grpcw_unary_result_dispose(grpcw_unary_result *res);
-
-/* ---- asynchronous client calls ----------------------------------------- */
-
-/* Storage for one asynchronous unary call at a time (reusable: start,
- * wait for the tag, finish, start again). The whole exchange is one core
- * batch on a long-lived channel, completing on a shared grpcw_cq, so a
- * caller can keep thousands of calls in flight with one polling thread. */
-typedef struct grpcw_client_call grpcw_client_call;
-
-/* Returns a new idle call, or NULL when memory is short. */
-__attribute__((warn_unused_result))
-grpcw_client_call *grpcw_client_call_new(void);
-
-/* Frees an idle call (never started, or finished). call may be NULL. */
-void grpcw_client_call_free(grpcw_client_call *call);
-
-/* Starts a unary call on ch: sends md[0..n_md) (copied) and the request
- * bytes req[0..req_len) (copied) to path, deadline timeout_ms from now
- * (<= 0: none). tag completes on cq (grpcw_cq_next) once the call has
- * ended, whatever the outcome; then call grpcw_client_call_finish.
- * Thread-safe across calls: any thread may start calls on one channel and
- * queue. Returns 0, or -1 when the core refused the call (the call stays
- * idle, nothing completes; err[0..err_len) says why). */
-__attribute__((warn_unused_result))
-int grpcw_client_call_start(grpcw_client_call *call, char *err, size_t err_len, grpcw_channel *ch, grpcw_cq *cq,
-                            void *tag, const char *path, const uint8_t *req, size_t req_len, const grpcw_md *md,
-                            size_t n_md, int64_t timeout_ms);
-
-/* After the started call's tag completed: res (output, initialized here;
- * dispose it even on -1) gets the outcome, as grpcw_unary_call's, and the
- * call becomes idle again. Returns 0 when the call ended with a status,
- * -1 when memory is short (res->code RPC_INTERNAL). */
-__attribute__((warn_unused_result))
-int grpcw_client_call_finish(grpcw_client_call *call, grpcw_unary_result *res);
 
 /* The first value of key in list, *len its length (len may be NULL);
  * NULL when absent. Borrowed from list. */

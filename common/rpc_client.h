@@ -67,45 +67,4 @@ const char *rpc_call_result_header(const rpc_call_result *res, const char *key);
 
 void rpc_call_result_dispose(rpc_call_result *res);
 
-/* ---- asynchronous calls ------------------------------------------------- */
-
-/* One asynchronous unary call at a time, reusable. The request is packed
- * once (rpc_client_call_prepare) and may then be sent to one client after
- * another (failover); each send's tag completes on the caller's grpcw_cq:
- *
- *     rpc_client_call_prepare(call, &res, service, "GetInfo", &req.base);
- *     rpc_client_call_start(call, &res, client, cq, tag, &options);
- *     ... grpcw_cq_next(cq, ...) hands back tag ...
- *     rpc_client_call_finish(call, &res, &response);  (as rpc_client_unary) */
-typedef struct rpc_client_call rpc_client_call;
-
-/* Returns an idle call, or NULL when memory is short. */
-__attribute__((warn_unused_result))
-rpc_client_call *rpc_client_call_new(void);
-
-/* Frees an idle call (no send in flight). call may be NULL. */
-void rpc_client_call_free(rpc_client_call *call);
-
-/* Packs request for service/method into call (replacing what an earlier
- * prepare packed; its buffer is reused). res: output, initialized here.
- * Returns 0, or -1 on caller misuse or when memory is short, with
- * res->code RPC_INTERNAL and res->message saying which. */
-__attribute__((warn_unused_result))
-int rpc_client_call_prepare(rpc_client_call *call, rpc_call_result *res, const ProtobufCServiceDescriptor *service,
-                            const char *method, const ProtobufCMessage *request);
-
-/* Sends the prepared request through client; tag completes on cq when the
- * call has ended (then rpc_client_call_finish). options may be NULL; its
- * metadata is copied. res: output, initialized here. Returns 0, or -1
- * when the call could not be started (nothing completes; res says why). */
-__attribute__((warn_unused_result))
-int rpc_client_call_start(rpc_client_call *call, rpc_call_result *res, rpc_client *client, grpcw_cq *cq, void *tag,
-                          const rpc_call_options *options);
-
-/* After the send's tag completed: res and response as rpc_client_unary
- * gives them (same return values); the call is idle again, its packed
- * request kept for another start. */
-__attribute__((warn_unused_result))
-int rpc_client_call_finish(rpc_client_call *call, rpc_call_result *res, ProtobufCMessage **response);
-
 #endif

@@ -1,5 +1,6 @@
 #include "gw_h2.h"
 
+#include "gw_ucl.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -100,7 +101,13 @@ struct gw_h2 {
     size_t pool_n;
     int adopt[GW_H2_ADOPT_MAX];  /* gw_h2_adopt's sockets (done_lock) */
     size_t n_adopt;
+    gw_ucl *ucl;                 /* the loop's own upstream connections */
+    struct gw_h2_stream *local_done; /* calls ended on the loop thread (no lock) */
 };
+
+/* The gw_h2 whose loop runs on this thread: calls that end here need no
+ * lock and no wake-up. */
+static _Thread_local struct gw_h2 *gw_h2_self;
 
 static int64_t gw_h2_now_s(void)
 {
@@ -301,6 +308,11 @@ static void gw_h2_done(gw_preq *pr)
 {
     gw_h2_stream *s = (gw_h2_stream *)(void *)pr;
     struct gw_h2 *h = s->h;
+    if (gw_h2_self == h) {
+        s->next_done = h->local_done;
+        h->local_done = s;
+        return;
+    }
     pthread_mutex_lock(&h->done_lock);
     s->next_done = h->done_head;
     h->done_head = s;
@@ -316,6 +328,14 @@ static void gw_h2_take_done(struct gw_h2 *h)
     gw_h2_stream *s = h->done_head;
     h->done_head = NULL;
     pthread_mutex_unlock(&h->done_lock);
+    if (h->local_done) {
+        gw_h2_stream *t = h->local_done;
+        while (t->next_done)
+            t = t->next_done;
+        t->next_done = s;
+        s = h->local_done;
+        h->local_done = NULL;
+    }
     while (s) {
         gw_h2_stream *next = s->next_done;
         if (!s->conn || s->closed) {
@@ -383,6 +403,7 @@ static void gw_h2_dispatch(gw_h2_stream *s)
         return;
     }
     s->state = GW_H2S_CALLING;
+    s->p.ucl = s->h->ucl;
     if (gw_pipe_handle(s->h->o.pipe, &s->p) == GW_PIPE_REPLY)
         gw_h2_submit(s);
     /* else: gw_h2_done hands it back (maybe already has) */
@@ -778,13 +799,20 @@ static void *gw_h2_loop(void *arg)
 {
     struct gw_h2 *h = arg;
     pthread_setname_np(pthread_self(), "gw-h2");
+    gw_h2_self = h;
     struct epoll_event evs[64];
     while (!atomic_load(&h->loop_stop)) {
         gw_h2_log_flush(h); /* before waiting: lines are never held back across a wait */
-        int n = epoll_wait(h->epoll_fd, evs, 64, 1000);
+        int timeout = gw_ucl_timeout_ms(h->ucl);
+        if (timeout < 0 || timeout > 1000)
+            timeout = 1000;
+        int n = epoll_wait(h->epoll_fd, evs, 64, timeout);
+        bool upstream = n == 0 && timeout < 1000;
         for (int i = 0; i < n; i++) {
             void *ptr = evs[i].data.ptr;
-            if (ptr == &h->listen_fd) {
+            if (ptr == &h->ucl) {
+                upstream = true;
+            } else if (ptr == &h->listen_fd) {
                 gw_h2_accept(h);
             } else if (ptr == &h->wake_fd) {
                 uint64_t v;
@@ -800,14 +828,20 @@ static void *gw_h2_loop(void *arg)
                     gw_h2_mark_dirty(c);
             }
         }
+        /* Answers first (calls end and their replies go out this turn),
+         * then the frames of the calls the requests above started. */
+        if (upstream || gw_ucl_timeout_ms(h->ucl) == 0)
+            gw_ucl_run(h->ucl);
         gw_h2_take_adopted(h);
         gw_h2_take_done(h);
         gw_h2_flush_dirty(h);
+        gw_ucl_flush(h->ucl);
         gw_h2_sweep(h);
     }
     gw_h2_take_done(h);
     gw_h2_flush_dirty(h);
     gw_h2_log_flush(h);
+    gw_h2_self = NULL;
     return NULL;
 }
 
@@ -815,6 +849,9 @@ static void *gw_h2_loop(void *arg)
 
 static void gw_h2_free(struct gw_h2 *h)
 {
+    gw_ucl_free(h->ucl); /* no call left: gw_pipe_wait_calls returned */
+    h->ucl = NULL;
+    gw_h2_take_done(h);
     while (h->conns)
         gw_h2_conn_close(h, h->conns);
     for (size_t i = 0; i < h->n_adopt; i++)
@@ -877,10 +914,18 @@ gw_h2 *gw_h2_start(char *err, size_t err_len, const gw_h2_options *o)
         gw_h2_free(h);
         return NULL;
     }
+    h->ucl = gw_ucl_new(gw_pipe_opts(o->pipe)->upstreams);
+    if (!h->ucl) {
+        snprintf(err, err_len, "cannot set up the HTTP/2 event loop's upstream client");
+        gw_h2_free(h);
+        return NULL;
+    }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &h->listen_fd};
     struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &h->wake_fd};
+    struct epoll_event uev = {.events = EPOLLIN, .data.ptr = &h->ucl};
     if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->listen_fd, &ev) != 0 ||
-        epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->wake_fd, &wev) != 0) {
+        epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->wake_fd, &wev) != 0 ||
+        epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, gw_ucl_fd(h->ucl), &uev) != 0) {
         snprintf(err, err_len, "cannot set up the HTTP/2 event loop");
         gw_h2_free(h);
         return NULL;

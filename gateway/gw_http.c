@@ -1,5 +1,6 @@
 #include "gw_http.h"
 
+#include "gw_ucl.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -17,13 +18,14 @@
 #include <unistd.h>
 
 /* Threads: one event-loop thread (gw_http_loop: libmicrohttpd's epoll set,
- * driven from outside) runs every callback below except gw_call_done,
- * which runs on gw_upstreams' completion thread.
+ * driven from outside, and the loop's own upstream client, gw_ucl) runs
+ * every callback below, the pipeline's call completions included.
  * A request whose upstream call is in flight is suspended
  * (MHD_suspend_connection, before the call starts, so its completion can
- * never race the suspension); gw_call_done builds the reply, marks the
- * request GW_REQ_REPLY and resumes it as its very last touch of it; the
- * polling thread then queues the reply. A suspended connection is never
+ * never race the suspension); the pipeline's gw_call_done builds the
+ * reply, marks the request GW_REQ_REPLY and queues it to be resumed as its
+ * very last touch of it; the loop then resumes it and MHD_run queues the
+ * reply. A suspended connection is never
  * closed under a call (libmicrohttpd does not watch it), and gw_http_stop
  * waits for every call before it stops the daemon, so a gw_req outlives
  * its call. */
@@ -82,6 +84,7 @@ struct gw_http {
     char log_batch[32768];        /* access-log lines of this loop turn (loop thread only) */
     size_t log_len;
     MHD_socket listen_sock;       /* handed back by MHD_quiesce_daemon */
+    gw_ucl *ucl;                  /* the loop's own upstream connections */
 };
 
 /* Writes the batched access-log lines (loop thread). */
@@ -164,6 +167,7 @@ static void *gw_uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
     r->state = GW_REQ_READING;
     r->p.suspend = gw_req_suspend;
     r->p.done = gw_http_resume_later;
+    r->p.ucl = h->ucl; /* the pipeline runs on the loop, inside MHD_run */
     if (!uri)
         uri = "/";
     size_t n = strlen(uri) + 1;
@@ -431,7 +435,8 @@ static void *gw_http_loop(void *arg)
     gw_http *h = arg;
     pthread_setname_np(pthread_self(), "gw-http");
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    struct pollfd p[2] = {{di ? di->epoll_fd : -1, POLLIN, 0}, {h->wake_fd, POLLIN, 0}};
+    struct pollfd p[3] = {
+        {di ? di->epoll_fd : -1, POLLIN, 0}, {h->wake_fd, POLLIN, 0}, {gw_ucl_fd(h->ucl), POLLIN, 0}};
     while (!atomic_load(&h->loop_stop)) {
         if (atomic_exchange(&h->quiesce, false))
             h->listen_sock = MHD_quiesce_daemon(h->daemon);
@@ -440,13 +445,21 @@ static void *gw_http_loop(void *arg)
         int tms = -1;
         if (MHD_get_timeout(h->daemon, &to) == MHD_YES)
             tms = to > 1000 ? 1000 : (int)to;
-        if (poll(p, 2, tms) > 0 && (p[1].revents & POLLIN)) {
+        int uto = gw_ucl_timeout_ms(h->ucl);
+        if (uto >= 0 && (tms < 0 || uto < tms))
+            tms = uto;
+        int ready = poll(p, 3, tms);
+        if (ready > 0 && (p[1].revents & POLLIN)) {
             uint64_t v;
             if (read(h->wake_fd, &v, sizeof v) < 0) {
                 /* EAGAIN: already read */
             }
             atomic_store(&h->kicked, false);
         }
+        /* Answers first: calls end, their connections resume and MHD_run
+         * sends the replies; the calls its requests start leave at the end. */
+        if ((ready > 0 && (p[2].revents & POLLIN)) || gw_ucl_timeout_ms(h->ucl) == 0)
+            gw_ucl_run(h->ucl);
         gw_http_resume_pending(h);
         unsigned before = gw_http_connections(h);
         MHD_run(h->daemon);
@@ -455,6 +468,7 @@ static void *gw_http_loop(void *arg)
          * put back only at the start of a run): one more run re-arms it. */
         if (gw_http_connections(h) < before)
             MHD_run(h->daemon);
+        gw_ucl_flush(h->ucl);
     }
     gw_http_resume_pending(h); /* none may stay suspended for MHD_stop_daemon */
     gw_log_flush(h);
@@ -463,6 +477,7 @@ static void *gw_http_loop(void *arg)
 
 static void gw_http_free(gw_http *h)
 {
+    gw_ucl_free(h->ucl);
     while (h->pool) {
         gw_req *r = h->pool;
         h->pool = r->next_free;
@@ -493,6 +508,12 @@ gw_http *gw_http_start(char *err, size_t err_len, const gw_http_options *o)
     }
     h->o = *o;
     h->pipe = o->pipe;
+    h->ucl = gw_ucl_new(gw_pipe_opts(o->pipe)->upstreams);
+    if (!h->ucl) {
+        snprintf(err, err_len, "out of memory");
+        gw_http_free(h);
+        return NULL;
+    }
 
     struct sockaddr_storage ss;
     if (gw_listen_parse(&ss, o->listen) != 0) {
@@ -580,6 +601,11 @@ void gw_http_stop(gw_http *h)
     gw_http_wake(h);
     if (h->loop_started)
         pthread_join(h->loop, NULL);
+    /* No call is left (gw_pipe_wait_calls); were one, it ends here and its
+     * connection is resumed before libmicrohttpd stops. */
+    gw_ucl_free(h->ucl);
+    h->ucl = NULL;
+    gw_http_resume_pending(h);
     MHD_stop_daemon(h->daemon);
     if (h->listen_sock != MHD_INVALID_SOCKET)
         close(h->listen_sock);

@@ -105,6 +105,7 @@ void gw_preq_start(gw_preq *r)
     r->peer[0] = '\0';
     r->suspend = NULL;
     r->done = NULL;
+    r->ucl = NULL;
     r->rid[0] = '\0';
     r->path = NULL;
     r->route = NULL;
@@ -582,7 +583,7 @@ static gw_pipe_result gw_call_route(gw_pipe *p, gw_preq *r, const gw_match *m, c
     result = GW_PIPE_CALLING;
     rpc_call_options co = {timeout_ms, md->md, md->n};
     rpc_call_result res;
-    if (gw_upstreams_call_start(p->o.upstreams, &r->call, &res, rt->service, rt->method->name, msg, &co, gw_call_done,
+    if (gw_upstreams_call_start(p->o.upstreams, r->ucl, &r->call, &res, rt->service, rt->method->name, msg, &co, gw_call_done,
                                 r) != 0) {
         r->out.upstream = NULL;
         gw_pipe_reply_status(r, 500, RPC_INTERNAL, res.message, NULL);

@@ -98,6 +98,8 @@ struct gw_preq {
     char peer[64];              /* the client's address, for the access log */
     void (*suspend)(gw_preq *); /* optional: called just before the upstream call starts */
     void (*done)(gw_preq *);    /* the reply after a call is ready (any thread): the pipeline's last touch */
+    gw_ucl *ucl;                /* the upstream client of the front's event loop, when gw_pipe_handle runs
+                                   on it (done then runs there too); NULL: the upstreams' own loop */
 
     /* Set by the pipeline. */
     gw_pipe *pipe;              /* of the call in flight */

@@ -1,44 +1,59 @@
 #include "gw_upstream.h"
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "gw_grpcwire.h"
+#include "gw_ucl.h"
 #include "log.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct {
     char *target;
-    rpc_client *client;
+    rpc_client *client;          /* health checks */
     atomic_bool healthy;
-    pthread_mutex_t lock; /* detail */
+    pthread_mutex_t lock;        /* detail, the address */
     char detail[256];
+    char *host, *port;           /* NULL host: a Unix socket */
+    char authority[128];
+    struct sockaddr_storage addr;
+    socklen_t addr_len;          /* 0: not resolved */
 } gw_upstream;
 
 struct gw_upstreams {
     gw_upstream items[GW_UPSTREAM_MAX];
     size_t n;
     int64_t interval_ms, timeout_ms;
+    size_t max_message;
     atomic_size_t rr;
     atomic_uint_fast64_t failovers;
     pthread_t thread;
     bool started;
-    grpcw_cq *cq;            /* asynchronous calls complete here */
-    pthread_t cq_thread;     /* ... and are finished by this thread */
-    bool cq_started;
-    /* Calls to start, handed to the completion thread while it is busy
-     * (it starts them before it waits again): the gRPC work then stays on
-     * one thread instead of two threads contending for the transport. */
-    pthread_mutex_t q_lock;
-    gw_upcall *q_head, *q_tail;
-    bool cq_busy;
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
     bool stopping;
+    /* The calls' loop thread, for callers without a loop of their own:
+     * calls handed over in q, the loop woken through wake_fd. */
+    gw_ucl *ucl;
+    int ep, wake_fd;
+    pthread_t loop;
+    bool loop_started;
+    atomic_bool loop_stop;
+    pthread_mutex_t q_lock;
+    gw_upcall *q_head, *q_tail;
+    bool kicked;
 };
 
 static void gw_upstream_set(gw_upstream *up, bool healthy, const char *detail)
@@ -80,6 +95,95 @@ static void gw_upstream_check(gw_upstreams *u, gw_upstream *up)
     rpc_call_result_dispose(&r);
 }
 
+/* Splits a target into host and port ("host:port", "[v6]:port",
+ * "dns:///host:port", "ipv4:a.b.c.d:port") or a Unix socket path
+ * ("unix:/path", "unix:///path"). */
+static int gw_upstream_parse(gw_upstream *up, char *err, size_t err_len)
+{
+    const char *t = up->target;
+    if (strncmp(t, "unix:", 5) == 0) {
+        const char *path = t + 5;
+        if (strncmp(path, "//", 2) == 0)
+            path += 2;
+        struct sockaddr_un sun;
+        if (!*path || strlen(path) >= sizeof sun.sun_path) {
+            snprintf(err, err_len, "upstream.targets: %s: the socket path is empty or too long", t);
+            return -1;
+        }
+        memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        memcpy(sun.sun_path, path, strlen(path));
+        memcpy(&up->addr, &sun, sizeof sun);
+        up->addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+        snprintf(up->authority, sizeof up->authority, "localhost");
+        return 0;
+    }
+    if (strncmp(t, "dns:///", 7) == 0)
+        t += 7;
+    else if (strncmp(t, "ipv4:", 5) == 0 || strncmp(t, "ipv6:", 5) == 0)
+        t += 5;
+    const char *colon;
+    size_t hl;
+    const char *h = t;
+    if (*t == '[') {
+        const char *close = strchr(t, ']');
+        if (!close || close[1] != ':') {
+            snprintf(err, err_len, "upstream.targets: %s: expected [address]:port", up->target);
+            return -1;
+        }
+        h = t + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(t, ':');
+        if (!colon) {
+            snprintf(err, err_len, "upstream.targets: %s: expected host:port or unix:/path", up->target);
+            return -1;
+        }
+        hl = (size_t)(colon - t);
+    }
+    const char *port = colon + 1;
+    char *end;
+    long pv = strtol(port, &end, 10);
+    if (hl == 0 || !*port || *end || pv <= 0 || pv > 65535) {
+        snprintf(err, err_len, "upstream.targets: %s: expected host:port with a port of 1 to 65535", up->target);
+        return -1;
+    }
+    up->host = strndup(h, hl);
+    up->port = strdup(port);
+    if (!up->host || !up->port) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    snprintf(up->authority, sizeof up->authority, "%.*s", (int)(colon - t), t);
+    return 0;
+}
+
+/* Resolves a host target (blocking: the health thread and start-up only). */
+static void gw_upstream_resolve(gw_upstream *up)
+{
+    if (!up->host)
+        return;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(up->host, up->port, &hints, &res);
+    pthread_mutex_lock(&up->lock);
+    if (rc == 0 && res && res->ai_addrlen <= sizeof up->addr) {
+        memcpy(&up->addr, res->ai_addr, res->ai_addrlen);
+        up->addr_len = res->ai_addrlen;
+    }
+    pthread_mutex_unlock(&up->lock);
+    if (rc != 0) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "cannot resolve %s: %s", up->host, gai_strerror(rc));
+        gw_upstream_set(up, false, detail);
+    }
+    if (res)
+        freeaddrinfo(res);
+}
+
 static void *gw_upstream_thread(void *arg)
 {
     gw_upstreams *u = arg;
@@ -99,23 +203,14 @@ static void *gw_upstream_thread(void *arg)
         if (u->stopping)
             break;
         pthread_mutex_unlock(&u->stop_lock);
-        for (size_t i = 0; i < u->n; i++)
+        for (size_t i = 0; i < u->n; i++) {
+            gw_upstream_resolve(&u->items[i]);
             gw_upstream_check(u, &u->items[i]);
+        }
         pthread_mutex_lock(&u->stop_lock);
     }
     pthread_mutex_unlock(&u->stop_lock);
     return NULL;
-}
-
-static void *gw_upstream_cq_thread(void *arg);
-
-/* Waits for a shut-down queue to drain (no completion thread ran). */
-static void gw_upstream_drain(grpcw_cq *cq)
-{
-    void *tag;
-    bool ok;
-    while (grpcw_cq_next(cq, &tag, &ok, -1) != GRPCW_EV_SHUTDOWN) {
-    }
 }
 
 gw_upstreams *gw_upstreams_new(char *err, size_t err_len, const gw_upstream_config *cfg)
@@ -132,38 +227,104 @@ gw_upstreams *gw_upstreams_new(char *err, size_t err_len, const gw_upstream_conf
     pthread_mutex_init(&u->stop_lock, NULL);
     pthread_cond_init(&u->stop_cond, NULL);
     pthread_mutex_init(&u->q_lock, NULL);
+    u->ep = u->wake_fd = -1;
     u->interval_ms = cfg->health_interval_ms > 0 ? cfg->health_interval_ms : 1000;
     u->timeout_ms = cfg->health_timeout_ms > 0 ? cfg->health_timeout_ms : 1000;
-    /* Failover is ours (gw_upstream_not_sent): the core need not retry. */
+    u->max_message = cfg->max_message_bytes > 0 ? cfg->max_message_bytes : 4u << 20;
     grpcw_channel_options co = {NULL, NULL, cfg->max_message_bytes, true};
     for (size_t i = 0; i < cfg->n_targets; i++) {
         gw_upstream *up = &u->items[i];
         pthread_mutex_init(&up->lock, NULL);
         u->n++;
         up->target = strdup(cfg->targets[i]);
-        up->client = up->target ? rpc_client_new(up->target, &co) : NULL;
+        if (!up->target) {
+            snprintf(err, err_len, "out of memory");
+            gw_upstreams_free(u);
+            return NULL;
+        }
+        if (gw_upstream_parse(up, err, err_len) != 0) {
+            gw_upstreams_free(u);
+            return NULL;
+        }
+        up->client = rpc_client_new(up->target, &co);
         if (!up->client) {
             snprintf(err, err_len, "cannot create a channel to %s", cfg->targets[i]);
             gw_upstreams_free(u);
             return NULL;
         }
     }
-    u->cq = grpcw_cq_new();
-    if (!u->cq) {
-        snprintf(err, err_len, "out of memory");
+    u->ep = epoll_create1(EPOLL_CLOEXEC);
+    u->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    u->ucl = gw_ucl_new(u);
+    if (u->ep < 0 || u->wake_fd < 0 || !u->ucl) {
+        snprintf(err, err_len, "cannot create the calls' event loop: %s", strerror(errno));
         gw_upstreams_free(u);
         return NULL;
     }
-    for (size_t i = 0; i < u->n; i++)
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &u->wake_fd};
+    struct epoll_event ev2 = {.events = EPOLLIN, .data.ptr = u->ucl};
+    if (epoll_ctl(u->ep, EPOLL_CTL_ADD, u->wake_fd, &ev) != 0 ||
+        epoll_ctl(u->ep, EPOLL_CTL_ADD, gw_ucl_fd(u->ucl), &ev2) != 0) {
+        snprintf(err, err_len, "cannot create the calls' event loop: %s", strerror(errno));
+        gw_upstreams_free(u);
+        return NULL;
+    }
+    for (size_t i = 0; i < u->n; i++) {
+        gw_upstream_resolve(&u->items[i]);
         gw_upstream_check(u, &u->items[i]);
+    }
     return u;
+}
+
+/* The calls' loop: starts the calls handed over, runs their client. */
+static void *gw_upstream_loop(void *arg)
+{
+    gw_upstreams *u = arg;
+    pthread_setname_np(pthread_self(), "gw-calls");
+    struct epoll_event evs[8];
+    for (;;) {
+        pthread_mutex_lock(&u->q_lock);
+        gw_upcall *q = u->q_head;
+        u->q_head = u->q_tail = NULL;
+        u->kicked = false;
+        pthread_mutex_unlock(&u->q_lock);
+        while (q) {
+            gw_upcall *c = q;
+            q = c->next;
+            gw_ucl_start(u->ucl, c);
+        }
+        gw_ucl_flush(u->ucl);
+        if (atomic_load(&u->loop_stop) && gw_ucl_calls(u->ucl) == 0)
+            break;
+        int timeout = gw_ucl_timeout_ms(u->ucl);
+        if (timeout < 0 || timeout > 1000)
+            timeout = 1000;
+        int n = epoll_wait(u->ep, evs, 8, timeout);
+        for (int i = 0; i < n; i++)
+            if (evs[i].data.ptr == &u->wake_fd) {
+                uint64_t v;
+                if (read(u->wake_fd, &v, sizeof v) < 0) {
+                    /* EAGAIN: already read */
+                }
+            }
+        gw_ucl_run(u->ucl);
+    }
+    return NULL;
+}
+
+static void gw_upstream_wake(gw_upstreams *u)
+{
+    uint64_t one = 1;
+    if (write(u->wake_fd, &one, sizeof one) < 0) {
+        /* EAGAIN: the counter is full, so the loop wakes anyway */
+    }
 }
 
 int gw_upstreams_start(gw_upstreams *u)
 {
-    if (pthread_create(&u->cq_thread, NULL, gw_upstream_cq_thread, u) != 0)
+    if (pthread_create(&u->loop, NULL, gw_upstream_loop, u) != 0)
         return -1;
-    u->cq_started = true;
+    u->loop_started = true;
     if (pthread_create(&u->thread, NULL, gw_upstream_thread, u) != 0)
         return -1;
     u->started = true;
@@ -181,17 +342,21 @@ void gw_upstreams_free(gw_upstreams *u)
         pthread_mutex_unlock(&u->stop_lock);
         pthread_join(u->thread, NULL);
     }
-    if (u->cq) {
-        grpcw_cq_shutdown(u->cq);
-        if (u->cq_started)
-            pthread_join(u->cq_thread, NULL);
-        else
-            gw_upstream_drain(u->cq);
-        grpcw_cq_free(u->cq);
+    if (u->loop_started) {
+        atomic_store(&u->loop_stop, true);
+        gw_upstream_wake(u);
+        pthread_join(u->loop, NULL);
     }
+    gw_ucl_free(u->ucl);
+    if (u->ep >= 0)
+        close(u->ep);
+    if (u->wake_fd >= 0)
+        close(u->wake_fd);
     for (size_t i = 0; i < u->n; i++) {
         rpc_client_free(u->items[i].client);
         free(u->items[i].target);
+        free(u->items[i].host);
+        free(u->items[i].port);
         pthread_mutex_destroy(&u->items[i].lock);
     }
     pthread_mutex_destroy(&u->stop_lock);
@@ -200,42 +365,88 @@ void gw_upstreams_free(gw_upstreams *u)
     free(u);
 }
 
-bool gw_upstream_not_sent(const rpc_call_result *res)
-{
-    if (res->code != RPC_UNAVAILABLE || res->initial_md.count != 0 || !res->message)
-        return false;
-    /* The core's pick failures: no connection was ever ready, so the call
-     * was failed by the client channel before any byte went out. */
-    return strstr(res->message, "failed to connect to all addresses") != NULL ||
-           strstr(res->message, "DNS resolution failed") != NULL ||
-           strstr(res->message, "empty address list") != NULL;
-}
-
 int gw_upcall_init(gw_upcall *c)
 {
     memset(c, 0, sizeof *c);
-    c->call = rpc_client_call_new();
-    return c->call ? 0 : -1;
+    return 0;
 }
 
 void gw_upcall_dispose(gw_upcall *c)
 {
-    rpc_client_call_free(c->call);
-    c->call = NULL;
+    if (c->req)
+        memset(c->req, 0, c->req_cap); /* requests carry credentials and secrets */
+    free(c->req);
+    c->req = NULL;
+    c->req_cap = c->req_len = 0;
 }
 
-int gw_upstreams_call_start(gw_upstreams *u, gw_upcall *c, rpc_call_result *res,
+static void gw_upstream_fail(rpc_call_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void gw_upstream_fail(rpc_call_result *res, const char *fmt, ...)
+{
+    memset(res, 0, sizeof *res);
+    res->code = RPC_INTERNAL;
+    char m[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    res->message = strdup(m);
+}
+
+int gw_upstreams_call_start(gw_upstreams *u, gw_ucl *client, gw_upcall *c, rpc_call_result *res,
                             const ProtobufCServiceDescriptor *service, const char *method,
                             const ProtobufCMessage *request, const rpc_call_options *options, gw_upstream_done_fn *done,
                             void *arg)
 {
-    if (rpc_client_call_prepare(c->call, res, service, method, request) != 0)
+    const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(service, method);
+    if (!m) {
+        gw_upstream_fail(res, "%s has no method %s", service->name, method);
         return -1;
-    rpc_call_result_dispose(res);
+    }
+    if (request->descriptor != m->input) {
+        gw_upstream_fail(res, "%s takes %s", method, m->input->name);
+        return -1;
+    }
+    if ((size_t)snprintf(c->path, sizeof c->path, "/%s/%s", service->name, m->name) >= sizeof c->path) {
+        gw_upstream_fail(res, "method path too long: %s/%s", service->name, m->name);
+        return -1;
+    }
+    size_t len = protobuf_c_message_get_packed_size(request);
+    if (len > UINT32_MAX) {
+        gw_upstream_fail(res, "the request to %s is too large", method);
+        return -1;
+    }
+    if (5 + len > c->req_cap) {
+        size_t cap = c->req_cap ? c->req_cap : 256;
+        while (cap < 5 + len)
+            cap *= 2;
+        uint8_t *nb = malloc(cap);
+        if (!nb) {
+            gw_upstream_fail(res, "out of memory");
+            return -1;
+        }
+        gw_upcall_dispose(c);
+        c->req = nb;
+        c->req_cap = cap;
+    }
+    gw_grpcwire_prefix(c->req, len);
+    protobuf_c_message_pack(request, c->req + 5);
+    c->req_len = 5 + len;
+    c->output = m->output;
     static const rpc_call_options no_options = {0, NULL, 0};
     c->options = options ? *options : no_options;
     c->done = done;
     c->arg = arg;
+    c->resent = 0;
+    c->stream = c->waiting = NULL;
+    c->next = c->dl_prev = c->dl_next = NULL;
+    c->deadline_us = 0;
+    if (c->options.timeout_ms > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        c->deadline_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + c->options.timeout_ms * 1000;
+    }
     /* Healthy targets round-robin, then the unhealthy ones: health may be
      * stale, and a dead one fails fast. */
     size_t start = atomic_fetch_add_explicit(&u->rr, 1, memory_order_relaxed);
@@ -247,93 +458,23 @@ int gw_upstreams_call_start(gw_upstreams *u, gw_upcall *c, rpc_call_result *res,
             if (atomic_load_explicit(&u->items[i].healthy, memory_order_relaxed) == (pass == 0))
                 c->order[c->n++] = i;
         }
-    c->next = NULL;
-    pthread_mutex_lock(&u->q_lock);
-    if (u->cq_busy) {
-        if (u->q_tail)
-            u->q_tail->next = c;
-        else
-            u->q_head = c;
-        u->q_tail = c;
-        pthread_mutex_unlock(&u->q_lock);
-        memset(res, 0, sizeof *res);
+    memset(res, 0, sizeof *res);
+    if (client) {
+        gw_ucl_start(client, c);
         return 0;
     }
+    pthread_mutex_lock(&u->q_lock);
+    if (u->q_tail)
+        u->q_tail->next = c;
+    else
+        u->q_head = c;
+    u->q_tail = c;
+    bool wake = !u->kicked;
+    u->kicked = true;
     pthread_mutex_unlock(&u->q_lock);
-    return rpc_client_call_start(c->call, res, u->items[c->order[0]].client, u->cq, c, &c->options);
-}
-
-/* Hands a call's outcome to its owner; c is not touched afterwards. */
-static void gw_upcall_deliver(gw_upcall *c, int rc, rpc_call_result *res, ProtobufCMessage *resp)
-{
-    gw_upstream_done_fn *done = c->done;
-    void *arg = c->arg;
-    size_t ti = c->order[c->k];
-    done(arg, rc, res, resp, ti); /* c may be gone from here on */
-    rpc_call_result_dispose(res);
-    if (resp)
-        protobuf_c_message_free_unpacked(resp, NULL);
-}
-
-/* A call's tag completed: fail over when it was certainly not sent, else
- * hand the outcome to its owner. */
-static void gw_upcall_complete(gw_upstreams *u, gw_upcall *c)
-{
-    rpc_call_result res;
-    ProtobufCMessage *resp = NULL;
-    int rc = rpc_client_call_finish(c->call, &res, &resp);
-    for (;;) {
-        gw_upstream *up = &u->items[c->order[c->k]];
-        if (rc != 0 || !gw_upstream_not_sent(&res))
-            break;
-        gw_upstream_set(up, false, res.message);
-        if (c->k + 1 >= c->n)
-            break;
-        log_debug("upstream.failover", "target=%s", up->target);
-        c->k++;
-        atomic_fetch_add_explicit(&u->failovers, 1, memory_order_relaxed);
-        rpc_call_result_dispose(&res);
-        if (rpc_client_call_start(c->call, &res, u->items[c->order[c->k]].client, u->cq, c, &c->options) == 0)
-            return; /* completes again */
-        rc = -1;
-    }
-    gw_upcall_deliver(c, rc, &res, resp);
-}
-
-static void *gw_upstream_cq_thread(void *arg)
-{
-    gw_upstreams *u = arg;
-    pthread_setname_np(pthread_self(), "gw-calls");
-    for (;;) {
-        /* Start what was handed over; idle (not busy) only when nothing is left. */
-        pthread_mutex_lock(&u->q_lock);
-        gw_upcall *q = u->q_head;
-        u->q_head = u->q_tail = NULL;
-        if (!q)
-            u->cq_busy = false;
-        pthread_mutex_unlock(&u->q_lock);
-        if (q) {
-            while (q) {
-                gw_upcall *c = q;
-                q = c->next;
-                rpc_call_result res;
-                if (rpc_client_call_start(c->call, &res, u->items[c->order[0]].client, u->cq, c, &c->options) != 0)
-                    gw_upcall_deliver(c, -1, &res, NULL);
-            }
-            continue;
-        }
-        void *tag = NULL;
-        bool ok = false;
-        grpcw_event ev = grpcw_cq_next(u->cq, &tag, &ok, -1);
-        pthread_mutex_lock(&u->q_lock);
-        u->cq_busy = true;
-        pthread_mutex_unlock(&u->q_lock);
-        if (ev == GRPCW_EV_SHUTDOWN)
-            break;
-        if (ev == GRPCW_EV_TAG)
-            gw_upcall_complete(u, tag);
-    }
-    return NULL;
+    if (wake)
+        gw_upstream_wake(u);
+    return 0;
 }
 
 size_t gw_upstreams_count(const gw_upstreams *u)
@@ -370,4 +511,43 @@ void gw_upstreams_detail(const gw_upstreams *u, char *buf, size_t buf_len, size_
     pthread_mutex_lock(&up->lock);
     snprintf(buf, buf_len, "%s", up->detail);
     pthread_mutex_unlock(&up->lock);
+}
+
+int gw_upstreams_address(gw_upstreams *u, size_t i, struct sockaddr_storage *ss, socklen_t *ss_len, char *detail,
+                         size_t detail_len)
+{
+    gw_upstream *up = &u->items[i];
+    pthread_mutex_lock(&up->lock);
+    *ss_len = up->addr_len;
+    if (up->addr_len)
+        memcpy(ss, &up->addr, up->addr_len);
+    else
+        snprintf(detail, detail_len, "%s", up->detail[0] ? up->detail : "its address is not resolved");
+    pthread_mutex_unlock(&up->lock);
+    return *ss_len ? 0 : -1;
+}
+
+const char *gw_upstreams_authority(const gw_upstreams *u, size_t i)
+{
+    return u->items[i].authority;
+}
+
+void gw_upstreams_unreachable(gw_upstreams *u, size_t i, const char *detail)
+{
+    gw_upstream_set(&u->items[i], false, detail);
+}
+
+void gw_upstreams_count_failover(gw_upstreams *u)
+{
+    atomic_fetch_add_explicit(&u->failovers, 1, memory_order_relaxed);
+}
+
+size_t gw_upstreams_max_message(const gw_upstreams *u)
+{
+    return u->max_message;
+}
+
+int64_t gw_upstreams_connect_timeout_ms(const gw_upstreams *u)
+{
+    return u->timeout_ms;
 }

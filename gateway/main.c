@@ -234,6 +234,11 @@ static int gw_serve(const config *cfg)
             fprintf(stderr, "coffer-gateway: %s\n", err);
             goto out;
         }
+        /* The operator asked for TLS: say plainly that this port has none. */
+        if (has_cert)
+            log_warn("serve.h2c_cleartext", "listen=%s detail=\"http2.listen serves cleartext h2c while tls is on for "
+                     "http.listen: keep it inside the trust boundary or put a TLS terminator in front\"",
+                     h2_listen);
     }
     char h2port[32] = "";
     if (h2)

@@ -17,7 +17,8 @@ size_t gw_grpcwire_timeout(char *out, int64_t ms)
     int64_t v = ms;
     char unit = 'H';
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        int64_t q = (ms + units[i].ms - 1) / units[i].ms;
+        /* Not (ms + unit - 1) / unit: that overflows for ms near INT64_MAX. */
+        int64_t q = ms / units[i].ms + (ms % units[i].ms != 0);
         if (q <= 99999999) {
             v = q;
             unit = units[i].unit;

@@ -17,8 +17,10 @@
 
 #define GW_GRPCWIRE_TIMEOUT_MAX 12u /* bytes of a grpc-timeout value with its NUL */
 
-/* grpc-timeout for ms (> 0): at most 8 digits and a unit ("1500m",
- * "100000S"). Writes out (GW_GRPCWIRE_TIMEOUT_MAX bytes), returns the length. */
+/* grpc-timeout for ms: at most 8 digits and the finest unit that holds
+ * them ("1500m", "100000S"), rounded up; below 1 ms "1m", beyond the
+ * largest value "99999999H". Writes out (GW_GRPCWIRE_TIMEOUT_MAX bytes,
+ * NUL-terminated), returns the length. */
 size_t gw_grpcwire_timeout(char *out, int64_t ms);
 
 /* A grpc-status value ("0".."16", no sign, no leading zeros beyond "0"):

@@ -155,7 +155,9 @@ static int gw_upstream_parse(gw_upstream *up, char *err, size_t err_len)
         snprintf(err, err_len, "out of memory");
         return -1;
     }
-    snprintf(up->authority, sizeof up->authority, "%.*s", (int)(colon - t), t);
+    /* host:port, as the gRPC core sent it (RFC 9113 8.3.1: the target's
+     * authority, its port included). */
+    snprintf(up->authority, sizeof up->authority, "%s", t);
     return 0;
 }
 

@@ -15,7 +15,8 @@ static const config_option gw_options[] = {
      "close a connection idle (or stalled mid-request) this long (0: never)"},
     {"http.access_log", CONFIG_BOOL, 0, "true", 0, 0, NULL, "one log line per request"},
     {"http2.listen", CONFIG_STRING, 0, NULL, 0, 0, NULL,
-     "host:port to serve cleartext HTTP/2 (prior knowledge, h2c) on as well; unset: HTTP/1.1 only"},
+     "host:port to serve HTTP/2 on as well: TLS with ALPN h2 when tls.cert is set, else cleartext h2c (prior "
+     "knowledge); unset: HTTP/1.1 only"},
     {"http2.max_connections", CONFIG_INT, 0, "1024", 1, 100000, NULL,
      "open HTTP/2 connections at most; more are closed at once"},
     {"http2.max_streams", CONFIG_INT, 0, "128", 1, 65536, NULL,
@@ -33,7 +34,7 @@ static const config_option gw_options[] = {
     {"upstream.max_message_bytes", CONFIG_INT, 0, "4194304", 1024, 67108864, NULL,
      "largest gRPC response accepted from coffer-api"},
     {"tls.cert", CONFIG_PATH, 0, NULL, 0, 0, NULL,
-     "PEM certificate chain for the HTTP listener (with tls.key; unset: plaintext)"},
+     "PEM certificate chain for the HTTP and HTTP/2 listeners (with tls.key; unset: plaintext)"},
     {"tls.key", CONFIG_PATH, 0, NULL, 0, 0, NULL, "PEM private key for tls.cert"},
     {"log.level", CONFIG_ENUM, 0, "info", 0, 0, gw_log_levels, "lowest level logged"},
 };

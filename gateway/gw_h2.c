@@ -1,5 +1,6 @@
 #include "gw_h2.h"
 
+#include "gw_tls.h"
 #include "gw_ucl.h"
 #include "log.h"
 
@@ -34,6 +35,8 @@
 #define GW_H2_LOG_LINE_MAX 2048u
 #define GW_H2_POOL_MAX 512u      /* freed streams kept for reuse, with their buffers */
 #define GW_H2_ADOPT_MAX 64u      /* sockets handed over and not yet taken by the loop */
+#define GW_H2_HANDSHAKE_MAX_S 10 /* a TLS handshake gets the idle timeout, at most this, also when that is 0 */
+#define GW_H2_IO_AGAIN GW_TLS_AGAIN
 
 typedef enum {
     GW_H2S_READING = 0, /* headers and body arriving */
@@ -71,6 +74,8 @@ struct gw_h2_conn {
     bool want_out;               /* EPOLLOUT armed */
     bool dirty;                  /* in h->dirty (output to flush this turn) */
     bool closing;
+    gw_tls_conn *tls;            /* NULL: cleartext h2c */
+    bool handshaking;            /* TLS handshake not done: no HTTP/2 byte in or out yet */
     gw_h2_conn *next_dirty;
     gw_h2_conn *prev, *next;     /* in h->conns */
     int64_t last_active_s;
@@ -102,6 +107,7 @@ struct gw_h2 {
     int adopt[GW_H2_ADOPT_MAX];  /* gw_h2_adopt's sockets (done_lock) */
     size_t n_adopt;
     gw_ucl *ucl;                 /* the loop's own upstream connections */
+    gw_tls *tls;                 /* NULL: accepted connections are h2c */
     struct gw_h2_stream *local_done; /* calls ended on the loop thread (no lock) */
 };
 
@@ -544,6 +550,7 @@ static void gw_h2_conn_close(struct gw_h2 *h, gw_h2_conn *c)
         s = next;
     }
     nghttp2_session_del(c->session);
+    gw_tls_conn_free(c->tls); /* close_notify, if the socket takes it now */
     epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     if (c->prev)
@@ -558,6 +565,45 @@ static void gw_h2_conn_close(struct gw_h2 *h, gw_h2_conn *c)
     free(c);
 }
 
+/* The connection's byte stream: the socket itself (h2c), or TLS over it.
+ * Reads return the bytes (> 0), 0 when the peer closed, GW_H2_IO_AGAIN,
+ * or -1 when the connection is broken; writes the bytes taken (> 0),
+ * GW_H2_IO_AGAIN or -1. After GW_H2_IO_AGAIN a write must be given the
+ * same bytes first again (TLS has made its record of them): c->out does,
+ * as out_off moves only by what a write took. */
+static ssize_t gw_h2_io_read(gw_h2_conn *c, void *buf, size_t len)
+{
+    if (c->tls)
+        return gw_tls_read(c->tls, buf, len);
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, len, 0);
+        if (n >= 0)
+            return n;
+        if (errno != EINTR)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? GW_H2_IO_AGAIN : -1;
+    }
+}
+
+/* Bytes already taken off the socket and waiting to be read (decrypted
+ * TLS records): the socket will not wake the loop for them. */
+static bool gw_h2_io_pending(const gw_h2_conn *c)
+{
+    return c->tls && gw_tls_pending(c->tls);
+}
+
+static ssize_t gw_h2_io_write(gw_h2_conn *c, const void *buf, size_t len)
+{
+    if (c->tls)
+        return gw_tls_write(c->tls, buf, len);
+    for (;;) {
+        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        if (errno != EINTR)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? GW_H2_IO_AGAIN : -1;
+    }
+}
+
 static void gw_h2_arm(struct gw_h2 *h, gw_h2_conn *c, bool out)
 {
     if (c->want_out == out)
@@ -570,6 +616,8 @@ static void gw_h2_arm(struct gw_h2 *h, gw_h2_conn *c, bool out)
 /* Writes what nghttp2 has to send. -1: the connection is done (closed). */
 static int gw_h2_flush(struct gw_h2 *h, gw_h2_conn *c)
 {
+    if (c->handshaking)
+        return 0; /* the first bytes after the handshake are our SETTINGS */
     for (;;) {
         while (c->out.len - c->out_off < GW_H2_OUT_HIGH && nghttp2_session_want_write(c->session)) {
             const uint8_t *data;
@@ -588,14 +636,12 @@ static int gw_h2_flush(struct gw_h2 *h, gw_h2_conn *c)
         }
         if (c->out.len == c->out_off)
             break;
-        ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                gw_h2_arm(h, c, true);
-                return 0;
-            }
-            if (errno == EINTR)
-                continue;
+        ssize_t w = gw_h2_io_write(c, c->out.data + c->out_off, c->out.len - c->out_off);
+        if (w == GW_H2_IO_AGAIN) {
+            gw_h2_arm(h, c, true);
+            return 0;
+        }
+        if (w <= 0) {
             gw_h2_conn_close(h, c);
             return -1;
         }
@@ -640,11 +686,13 @@ static void gw_h2_undirty(struct gw_h2 *h, gw_h2_conn *c)
 static void gw_h2_read(struct gw_h2 *h, gw_h2_conn *c)
 {
     uint8_t buf[GW_H2_READ_BUF];
-    for (int i = 0; i < 8; i++) { /* then other connections get a turn */
-        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    /* Eight reads from the socket, then other connections get a turn: what
+     * is left in the socket wakes the loop again (level-triggered), what
+     * GnuTLS has already decrypted would not, so that is always taken (one
+     * record at most, no socket read). */
+    for (int i = 0; i < 8 || gw_h2_io_pending(c); i++) {
+        ssize_t n = gw_h2_io_read(c, buf, sizeof buf);
+        if (n == GW_H2_IO_AGAIN)
             break;
         if (n <= 0) {
             gw_h2_undirty(h, c);
@@ -666,15 +714,45 @@ static void gw_h2_read(struct gw_h2 *h, gw_h2_conn *c)
             }
             return;
         }
-        if ((size_t)n < sizeof buf)
+        /* A short recv drained the socket; a TLS read returns one record
+         * however much more is there. */
+        if (!c->tls && (size_t)n < sizeof buf)
             break;
     }
     gw_h2_mark_dirty(c);
 }
 
-/* A connected socket (non-blocking) becomes an HTTP/2 connection; the
- * socket is closed when it cannot. */
-static void gw_h2_conn_add(struct gw_h2 *h, int fd, const struct sockaddr_storage *ss)
+/* Advances c's TLS handshake as far as the socket allows. Once it is done
+ * (ALPN "h2"), HTTP/2 starts: what the client has sent already is read
+ * and our SETTINGS go out. */
+static void gw_h2_handshake(struct gw_h2 *h, gw_h2_conn *c)
+{
+    switch (gw_tls_handshake(c->tls)) {
+    case GW_TLS_HS_WANT_READ:
+        gw_h2_arm(h, c, false);
+        return;
+    case GW_TLS_HS_WANT_WRITE:
+        gw_h2_arm(h, c, true);
+        return;
+    case GW_TLS_HS_FAILED:
+        /* Debug: any client can make one fail, at will. */
+        log_debug("http2.tls_handshake_failed", "peer=%s reason=%s", c->peer, gw_tls_conn_failure(c->tls));
+        gw_h2_undirty(h, c);
+        gw_h2_conn_close(h, c);
+        return;
+    case GW_TLS_HS_DONE:
+        break;
+    }
+    c->handshaking = false;
+    c->last_active_s = gw_h2_now_s();
+    gw_h2_arm(h, c, false);
+    gw_h2_read(h, c); /* marks c dirty (or closes it) */
+}
+
+/* A connected socket (non-blocking) becomes an HTTP/2 connection, over
+ * TLS when tls (its handshake first); the socket is closed when it
+ * cannot. */
+static void gw_h2_conn_add(struct gw_h2 *h, int fd, const struct sockaddr_storage *ss, bool tls)
 {
     if (h->n_conns >= h->o.max_connections) {
         close(fd);
@@ -696,7 +774,17 @@ static void gw_h2_conn_add(struct gw_h2 *h, int fd, const struct sockaddr_storag
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, c->peer, sizeof c->peer);
     else if (ss && ss->ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, c->peer, sizeof c->peer);
+    if (tls) {
+        c->tls = gw_tls_conn_new(h->tls, fd);
+        if (!c->tls) {
+            close(fd);
+            free(c);
+            return;
+        }
+        c->handshaking = true;
+    }
     if (nghttp2_session_server_new(&c->session, h->cbs, c) != 0) {
+        gw_tls_conn_free(c->tls);
         close(fd);
         free(c);
         return;
@@ -706,9 +794,10 @@ static void gw_h2_conn_add(struct gw_h2 *h, int fd, const struct sockaddr_storag
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, GW_H2_HEADERS_MAX},
     };
     nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 2);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c}; /* a TLS client speaks first too */
     if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         nghttp2_session_del(c->session);
+        gw_tls_conn_free(c->tls);
         close(fd);
         free(c);
         return;
@@ -718,7 +807,8 @@ static void gw_h2_conn_add(struct gw_h2 *h, int fd, const struct sockaddr_storag
         h->conns->prev = c;
     h->conns = c;
     h->n_conns++;
-    gw_h2_mark_dirty(c); /* our SETTINGS */
+    if (!c->handshaking)
+        gw_h2_mark_dirty(c); /* our SETTINGS */
 }
 
 static void gw_h2_accept(struct gw_h2 *h)
@@ -734,7 +824,7 @@ static void gw_h2_accept(struct gw_h2 *h)
                 log_warn("http2.accept", "errno=%d", errno);
             return;
         }
-        gw_h2_conn_add(h, fd, &ss);
+        gw_h2_conn_add(h, fd, &ss, h->tls != NULL);
     }
 }
 
@@ -748,7 +838,7 @@ static void gw_h2_take_adopted(struct gw_h2 *h)
     h->n_adopt = 0;
     pthread_mutex_unlock(&h->done_lock);
     for (size_t i = 0; i < n; i++)
-        gw_h2_conn_add(h, fds[i], NULL);
+        gw_h2_conn_add(h, fds[i], NULL, false); /* h2c: the caller's stream is trusted as it is */
 }
 
 int gw_h2_adopt(gw_h2 *h, int fd)
@@ -772,22 +862,28 @@ int gw_h2_adopt(gw_h2 *h, int fd)
  * timeout while no call of theirs is in flight: idle ones, and ones
  * stalled by the client mid-request (a body that never ends) or mid-reply
  * (a window never opened), which would otherwise hold their streams and
- * buffers for good. Calls in flight are bounded by their deadlines. */
+ * buffers for good. Calls in flight are bounded by their deadlines. A TLS
+ * handshake must end within the idle timeout of the accept, and within
+ * GW_H2_HANDSHAKE_MAX_S whatever that is: a client that never finishes
+ * one (or trickles it) holds a connection slot and a session until then. */
 static void gw_h2_sweep(struct gw_h2 *h)
 {
     int64_t now = gw_h2_now_s();
     if (now == h->last_sweep_s)
         return;
     h->last_sweep_s = now;
-    if (!h->o.idle_timeout_s)
+    int64_t idle = h->o.idle_timeout_s;
+    int64_t hs = idle && idle < GW_H2_HANDSHAKE_MAX_S ? idle : GW_H2_HANDSHAKE_MAX_S;
+    if (!idle && !h->tls)
         return;
     gw_h2_conn *c = h->conns;
     while (c) {
         gw_h2_conn *next = c->next;
+        int64_t limit = c->handshaking ? hs : idle;
         bool calling = false;
         for (gw_h2_stream *st = c->streams; st && !calling; st = st->next)
             calling = st->state == GW_H2S_CALLING;
-        if (!calling && now - c->last_active_s >= (int64_t)h->o.idle_timeout_s) {
+        if (limit && !calling && now - c->last_active_s >= limit) {
             gw_h2_undirty(h, c);
             gw_h2_conn_close(h, c);
         }
@@ -822,7 +918,9 @@ static void *gw_h2_loop(void *arg)
                 atomic_store(&h->kicked, false);
             } else {
                 gw_h2_conn *c = ptr;
-                if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+                if (c->handshaking)
+                    gw_h2_handshake(h, c); /* may close c */
+                else if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
                     gw_h2_read(h, c); /* may close c: the only event taken per turn */
                 else if (evs[i].events & EPOLLOUT)
                     gw_h2_mark_dirty(c);
@@ -870,6 +968,7 @@ static void gw_h2_free(struct gw_h2 *h)
     }
     if (h->cbs)
         nghttp2_session_callbacks_del(h->cbs);
+    gw_tls_free(h->tls); /* after its sessions: every connection is closed */
     pthread_mutex_destroy(&h->done_lock);
     free(h);
 }
@@ -886,6 +985,13 @@ gw_h2 *gw_h2_start(char *err, size_t err_len, const gw_h2_options *o)
         h->o.max_streams = 128;
     h->listen_fd = h->epoll_fd = h->wake_fd = -1;
     pthread_mutex_init(&h->done_lock, NULL);
+    if (o->tls_cert_pem && o->tls_key_pem) {
+        h->tls = gw_tls_new(err, err_len, o->tls_cert_pem, o->tls_key_pem);
+        if (!h->tls) {
+            gw_h2_free(h);
+            return NULL;
+        }
+    }
     struct sockaddr_storage ss;
     if (gw_listen_parse(&ss, o->listen) != 0) {
         snprintf(err, err_len, "http2.listen: expected host:port (IPv4 address, localhost or [IPv6]), got \"%s\"",

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,17 +143,34 @@ int gw_ucl_submit(gw_ucl_conn *cn, gw_upcall *c)
         size_t tl = gw_grpcwire_timeout(timeout, left);
         gw_ucl_nv(&nva[n++], GW_UCL_LIT("grpc-timeout"), timeout, tl, NGHTTP2_NV_FLAG_NO_COPY_NAME);
     }
+    gw_buf bin; /* base64 of binary (-bin) values, which travel as text */
+    gw_buf_init(&bin);
+    size_t bin_off[GRPCW_SEND_MD_MAX];
+    for (size_t i = 0; i < c->options.n_metadata && i < GRPCW_SEND_MD_MAX; i++) {
+        const grpcw_md *m = &c->options.metadata[i];
+        size_t kl = strlen(m->key);
+        bin_off[i] = SIZE_MAX;
+        if (gw_grpcwire_key_is_bin((const uint8_t *)m->key, kl)) {
+            bin_off[i] = bin.len;
+            gw_base64_encode(&bin, (const uint8_t *)m->value, m->value_len);
+            gw_buf_putc(&bin, '\0');
+        }
+    }
     for (size_t i = 0; i < c->options.n_metadata && i < GRPCW_SEND_MD_MAX; i++) {
         const grpcw_md *m = &c->options.metadata[i];
         /* Credentials never enter the HPACK tables of either side (which
          * keep what they index for the connection's life, unwiped). */
         uint8_t fl = strcmp(m->key, "authorization") == 0 ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
-        gw_ucl_nv(&nva[n++], m->key, strlen(m->key), m->value, m->value_len, fl);
+        if (bin_off[i] != SIZE_MAX && !bin.oom)
+            gw_ucl_nv(&nva[n++], m->key, strlen(m->key), bin.data + bin_off[i], strlen(bin.data + bin_off[i]), fl);
+        else
+            gw_ucl_nv(&nva[n++], m->key, strlen(m->key), m->value, m->value_len, fl);
     }
     nghttp2_data_provider dp;
     dp.source.ptr = s;
     dp.read_callback = gw_ucl_body_read;
-    int32_t id = nghttp2_submit_request(cn->session, NULL, nva, n, &dp, s);
+    int32_t id = bin.oom ? NGHTTP2_ERR_NOMEM : nghttp2_submit_request(cn->session, NULL, nva, n, &dp, s);
+    gw_buf_dispose(&bin); /* nghttp2 copied the values */
     if (id < 0) {
         gw_ucl_stream_put(l, s);
         if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE || id == NGHTTP2_ERR_INVALID_STATE)

@@ -14,9 +14,9 @@
  * after the request may have reached a server included, is returned as
  * it is: a call that may have executed is never retried.
  *
- * Calls run on a gw_ucl: the caller's own (a front's event loop), or,
- * for callers without one (libmicrohttpd's threads), the one of the
- * upstreams' own loop thread ("gw-calls"). */
+ * Calls run on a gw_ucl: the caller's own (each front's event loop has
+ * one), or, for callers without one (the fuzz target, tools), the one of
+ * the upstreams' own loop thread ("gw-calls"). */
 #ifndef COFFER_GW_UPSTREAM_H
 #define COFFER_GW_UPSTREAM_H
 

@@ -227,18 +227,14 @@ static int gw_serve(const config *cfg)
         goto out;
     }
     if (h2_listen) {
+        /* Same certificate and key as http.listen: TLS on one port, TLS on both. */
         gw_h2_options o2 = {h2_listen, (unsigned)h2_max_conn, (unsigned)h2_streams, (unsigned)((idle + 999) / 1000),
-                            pipe};
+                            pipe, cert, key};
         h2 = gw_h2_start(err, sizeof err, &o2);
         if (!h2) {
             fprintf(stderr, "coffer-gateway: %s\n", err);
             goto out;
         }
-        /* The operator asked for TLS: say plainly that this port has none. */
-        if (has_cert)
-            log_warn("serve.h2c_cleartext", "listen=%s detail=\"http2.listen serves cleartext h2c while tls is on for "
-                     "http.listen: keep it inside the trust boundary or put a TLS terminator in front\"",
-                     h2_listen);
     }
     char h2port[32] = "";
     if (h2)
@@ -259,6 +255,8 @@ out:
     gw_routes_free(routes);
     gw_types_free(types);
     free(cert);
+    if (key)
+        explicit_bzero(key, strlen(key)); /* the TLS private key */
     free(key);
     if (rc == 0)
         log_info("serve.stopped", NULL);

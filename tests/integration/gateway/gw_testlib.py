@@ -10,6 +10,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -46,10 +48,11 @@ class Response:
         return 'HTTP %d %r %r' % (self.status, self.headers, self.body[:300])
 
 
-def curl(method, url, body=None, headers=None, timeout=30, http2=False):
+def curl(method, url, body=None, headers=None, timeout=30, http2=False, extra=()):
     """One request through curl. body: bytes, str or a JSON-able object.
-    http2: cleartext HTTP/2 with prior knowledge (the gateway's h2c front)."""
-    argv = ['curl', '-sS', '-i', '--max-time', str(timeout), '-X', method, url, '-H', 'Expect:']
+    http2: cleartext HTTP/2 with prior knowledge (the gateway's h2c front);
+    extra: more curl arguments (['-k', '--http2'] for its TLS front)."""
+    argv = ['curl', '-sS', '-i', '--max-time', str(timeout), '-X', method, url, '-H', 'Expect:'] + list(extra)
     if http2:
         argv.append('--http2-prior-knowledge')
     for k, v in (headers or {}).items():
@@ -87,8 +90,54 @@ def wait_until(pred, timeout, step=0.05):
     return pred()
 
 
+def self_signed_cert(directory):
+    """A throwaway P-256 certificate for CN=localhost and its key, as PEM
+    files in directory (for tls.cert and tls.key); returns their paths."""
+    cert, key = os.path.join(directory, 'cert.pem'), os.path.join(directory, 'key.pem')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+                    '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def tls_client_hello(alpn=('h2',)):
+    """The first flight of a real TLS client (its ClientHello), as bytes."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(list(alpn))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname='localhost')
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def read_until_closed(sock, timeout):
+    """What the peer sends until it closes (or timeout); (bytes, closed)."""
+    got = b''
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        sock.settimeout(max(end - time.monotonic(), 0.01))
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return got, False
+        except ConnectionResetError:
+            return got, True
+        if not chunk:
+            return got, True
+        got += chunk
+    return got, False
+
+
 class Gateway:
-    """A coffer-gateway of the test's own on a kernel-chosen port."""
+    """A coffer-gateway of the test's own on a kernel-chosen port. .url is
+    its HTTP/1.1 front as http:// whatever its TLS; .h2url its HTTP/2
+    front (None when http2.listen is unset), https:// when tls.cert is set
+    (both ports then serve TLS)."""
 
     def __init__(self, upstreams, settings=None):
         self.dir = tempfile.mkdtemp(prefix='coffer-gw-test-')
@@ -110,7 +159,8 @@ class Gateway:
             raise RuntimeError('coffer-gateway did not start:\n' + self.log_text())
         self.url = 'http://127.0.0.1:%d' % port
         m = re.search(r'event=serve\.listening port=\d+ http2_port=(\d+)', self.log_text())
-        self.h2url = 'http://127.0.0.1:%s' % m.group(1) if m else None
+        scheme = 'https' if 'tls.cert' in conf else 'http'
+        self.h2url = '%s://127.0.0.1:%s' % (scheme, m.group(1)) if m else None
 
     def _port(self):
         if self.proc.poll() is not None:
@@ -180,12 +230,16 @@ class FakeUpstream:
       x-test-echo: 1      end INVALID_ARGUMENT with the received metadata, the
                           deadline left and the request bytes (hex) as a JSON message
       x-test-sleep-ms: N  first sleep N ms (deadline and disconnect tests)
-    Every call is counted in .calls[path]; .slept counts the calls that
-    finished their sleep."""
+      x-test-pad: N       end OK with a message whose field 2 is N bytes of 'p'
+                          (a big answer; a string for IngestProviderWebhookResponse)
+    Every call is counted in .calls[path], and its request bytes kept in
+    .requests[path] (the last one); .slept counts the calls that finished
+    their sleep."""
 
     def __init__(self, default_code=None):
         self.default_code = default_code
         self.calls = {}
+        self.requests = {}
         self.slept = 0
         self.lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
@@ -203,6 +257,7 @@ class FakeUpstream:
             return b'\x08\x01'
         with self.lock:
             self.calls[path] = self.calls.get(path, 0) + 1
+            self.requests[path] = req
         md = dict(ctx.invocation_metadata())
         if md.get('x-test-sleep-ms'):
             time.sleep(int(md['x-test-sleep-ms']) / 1000.0)
@@ -212,6 +267,8 @@ class FakeUpstream:
             info = {'metadata': {k: v for k, v in md.items() if not k.endswith('-bin')},
                     'time_remaining': ctx.time_remaining(), 'request_hex': req.hex(), 'path': path}
             ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, json.dumps(info))
+        if md.get('x-test-pad'):
+            return _field(2, 2, b'p' * int(md['x-test-pad']))
         code = int(md.get('x-test-code', self.default_code if self.default_code is not None else 0))
         if code == 0:
             ctx.send_initial_metadata((('x-test-seen', 'yes'),))

@@ -7,12 +7,17 @@ crash, and a normal request on a new connection afterwards gets 200.
 
 Needs no stack: a gateway of the test's own (gw_testlib.Gateway, HTTP/2
 on) in front of a fake coffer-api (gw_testlib.FakeUpstream). Error codes:
-RFC 9113 section 7; the rules each row breaks: the section named in it."""
+RFC 9113 section 7; the rules each row breaks: the section named in it.
+TLS_CASES: what a TLS port (tls.cert set) gets instead of a proper
+handshake; each closes that connection and nothing else."""
 import json
+import os
 import re
 import shutil
 import socket
 import struct
+import subprocess
+import tempfile
 import time
 import unittest
 
@@ -445,6 +450,59 @@ class BadInputH2Test(unittest.TestCase):
             up.close()
         self.assertEqual(rc, 0, gw.final_log[-3000:])
         self.assertNotIn('ERROR: AddressSanitizer', gw.final_log)
+
+
+# Bytes a TLS port gets instead of a handshake it can finish. Each: the
+# gateway closes the connection (after a TLS alert at most; after its own
+# handshake flight for a real ClientHello), logs why at debug level, and
+# serves the next client.
+TLS_CASES = [
+    ('garbage instead of a ClientHello', lambda: b'\xff' * 64),
+    ('an HTTP/2 preface (an h2c client)', lambda: PREFACE + settings((0x2, 0))),
+    ('a record longer than TLS allows (RFC 8446 5.1)', lambda: b'\x16\x03\x01\xff\xff' + b'\0' * 64),
+    ('a ClientHello, then application data before the handshake is done',
+     lambda: t.tls_client_hello() + b'\x17\x03\x03\x00\x20' + os.urandom(32)),
+    ('a ClientHello offering only http/1.1', lambda: t.tls_client_hello(('http/1.1',))),
+]
+
+
+class BadTlsInputH2Test(unittest.TestCase):
+    def test_bad_handshakes(self):
+        d = tempfile.mkdtemp(prefix='coffer-gw-h2badtls-')
+        cert, key = t.self_signed_cert(d)
+        up = t.FakeUpstream()
+        gw = t.Gateway([up.target], {'http2.listen': '127.0.0.1:0', 'tls.cert': cert, 'tls.key': key,
+                                     'log.level': 'debug'})
+        try:
+            port = int(gw.h2url.rsplit(':', 1)[1])
+            for i, (name, data) in enumerate(TLS_CASES, 1):
+                with self.subTest(name):
+                    s = socket.create_connection(('127.0.0.1', port), timeout=10)
+                    try:
+                        s.sendall(data())
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    got, closed = t.read_until_closed(s, 5)
+                    s.close()
+                    self.assertTrue(closed, 'still open: %r' % got[:32])
+                    # Nothing but TLS records: handshake (0x16) or alert (0x15), never an HTTP/2 frame.
+                    self.assertTrue(got == b'' or got[0] in (0x15, 0x16), got[:32])
+                    self.assertTrue(t.wait_until(
+                        lambda: log_text(gw).count('event=http2.tls_handshake_failed') == i, 5), log_text(gw)[-2000:])
+                self.assertIsNone(gw.proc.poll(), log_text(gw)[-3000:])
+                r = subprocess.run(['curl', '-sk', '--http2', '-o', '/dev/null', '-w', '%{http_code} %{http_version}',
+                                    gw.h2url + '/v1/system/info'], capture_output=True, timeout=30)
+                self.assertEqual(r.stdout, b'200 2', r)
+            self.assertEqual(up.calls, {'/coffer.v1.SystemService/GetInfo': len(TLS_CASES)})
+        finally:
+            rc = gw.close()
+            up.close()
+            shutil.rmtree(d, ignore_errors=True)
+        self.assertEqual(rc, 0, gw.final_log[-3000:])
+        self.assertNotIn('ERROR: AddressSanitizer', gw.final_log)
+        self.assertNotIn('runtime error:', gw.final_log)
+        # Why each failed, named by GnuTLS; never key material.
+        self.assertNotIn('PRIVATE KEY', gw.final_log)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,7 @@
 #include "gw_grpcwire.h"
 
+#include "hex.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,17 +58,6 @@ int gw_grpcwire_status(rpc_code *code, const uint8_t *value, size_t len)
     return 0;
 }
 
-static int gw_grpcwire_hex(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *gw_grpcwire_message(const uint8_t *value, size_t len)
 {
     char *out = malloc(len + 1);
@@ -75,7 +66,7 @@ char *gw_grpcwire_message(const uint8_t *value, size_t len)
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
-        if (value[i] == '%' && i + 2 < len && (hi = gw_grpcwire_hex(value[i + 1])) >= 0 && (lo = gw_grpcwire_hex(value[i + 2])) >= 0) {
+        if (value[i] == '%' && i + 2 < len && (hi = hex_digit_value((char)value[i + 1])) >= 0 && (lo = hex_digit_value((char)value[i + 2])) >= 0) {
             out[n++] = (char)(hi << 4 | lo);
             i += 2;
         } else {

@@ -13,21 +13,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void gw_ucl_result(rpc_call_result *res, rpc_code code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void gw_ucl_result(rpc_call_result *res, rpc_code code, const char *fmt, ...)
-{
-    memset(res, 0, sizeof *res);
-    res->code = code;
-    char m[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m, sizeof m, fmt, ap);
-    va_end(ap);
-    res->message = strdup(m);
-}
-
 static void gw_ucl_dl_remove(gw_ucl *l, gw_upcall *c)
 {
     if (!c->deadline_us)
@@ -78,7 +63,7 @@ void gw_ucl_next_target(gw_ucl *l, gw_upcall *c, const char *detail)
         return;
     }
     rpc_call_result res;
-    gw_ucl_result(&res, RPC_UNAVAILABLE, "coffer-api is unreachable: %s: %s", gw_upstreams_target(l->u, c->order[c->k]),
+    gw_upstream_result(&res, RPC_UNAVAILABLE, "coffer-api is unreachable: %s: %s", gw_upstreams_target(l->u, c->order[c->k]),
                   detail);
     gw_ucl_deliver(l, c, 0, &res, NULL);
 }
@@ -232,9 +217,9 @@ void gw_ucl_send(gw_ucl *l, gw_upcall *c)
         if (l->active[t] == cn) { /* the call, not the connection */
             rpc_call_result res;
             if (rc == NGHTTP2_ERR_NOMEM)
-                gw_ucl_result(&res, RPC_RESOURCE_EXHAUSTED, "the gateway is out of memory");
+                gw_upstream_result(&res, RPC_RESOURCE_EXHAUSTED, "the gateway is out of memory");
             else
-                gw_ucl_result(&res, RPC_INTERNAL, "the call cannot be sent: %s", nghttp2_strerror(rc));
+                gw_upstream_result(&res, RPC_INTERNAL, "the call cannot be sent: %s", nghttp2_strerror(rc));
             gw_ucl_deliver(l, c, -1, &res, NULL);
             return;
         }
@@ -289,7 +274,7 @@ static void gw_ucl_stream_end(gw_ucl *l, gw_ucl_stream *s)
     rpc_call_result res;
     ProtobufCMessage *resp = NULL;
     if (s->too_big) {
-        gw_ucl_result(&res, RPC_RESOURCE_EXHAUSTED, "the response from %s is larger than %zu bytes", target,
+        gw_upstream_result(&res, RPC_RESOURCE_EXHAUSTED, "the response from %s is larger than %zu bytes", target,
                       l->max_message);
     } else if (s->has_status && s->remote_ended && (s->http_status == 200 || s->grpc_ct)) {
         /* Only a status that ended the stream (trailers, or a
@@ -319,16 +304,16 @@ static void gw_ucl_stream_end(gw_ucl *l, gw_ucl_stream *s)
             }
         }
     } else if (s->lost) {
-        gw_ucl_result(&res, RPC_UNAVAILABLE, "the connection to %s was lost while the call was in flight", target);
+        gw_upstream_result(&res, RPC_UNAVAILABLE, "the connection to %s was lost while the call was in flight", target);
     } else if (s->http_status && s->http_status != 200) {
-        gw_ucl_result(&res, gw_grpcwire_http_code(s->http_status), "%s answered HTTP %u", target, s->http_status);
+        gw_upstream_result(&res, gw_grpcwire_http_code(s->http_status), "%s answered HTTP %u", target, s->http_status);
     } else if (s->error_code) {
-        gw_ucl_result(&res, gw_grpcwire_rst_code(s->error_code), "%s reset the stream (HTTP/2 error %u)", target,
+        gw_upstream_result(&res, gw_grpcwire_rst_code(s->error_code), "%s reset the stream (HTTP/2 error %u)", target,
                       s->error_code);
     } else if (s->got_headers && !s->grpc_ct) {
-        gw_ucl_result(&res, RPC_UNKNOWN, "%s answered without a gRPC content-type", target);
+        gw_upstream_result(&res, RPC_UNKNOWN, "%s answered without a gRPC content-type", target);
     } else {
-        gw_ucl_result(&res, RPC_INTERNAL, "%s ended the stream without a grpc-status", target);
+        gw_upstream_result(&res, RPC_INTERNAL, "%s ended the stream without a grpc-status", target);
     }
     gw_ucl_stream_put(l, s);
     gw_ucl_deliver(l, c, 0, &res, resp);
@@ -392,7 +377,7 @@ static void gw_ucl_expire(gw_ucl *l)
             gw_ucl_unwait(c->waiting, c);
         }
         rpc_call_result res;
-        gw_ucl_result(&res, RPC_DEADLINE_EXCEEDED, "Deadline Exceeded");
+        gw_upstream_result(&res, RPC_DEADLINE_EXCEEDED, "Deadline Exceeded");
         gw_ucl_deliver(l, c, 0, &res, NULL);
     }
 }
@@ -484,16 +469,11 @@ void gw_ucl_free(gw_ucl *l)
         return;
     /* Calls still running end now: CANCELLED. */
     for (gw_ucl_conn *cn = l->conns; cn; cn = cn->next) {
-        gw_upcall *c = cn->wait_head;
-        cn->wait_head = cn->wait_tail = NULL;
-        while (c) {
-            gw_upcall *next = c->next;
-            c->next = NULL;
-            c->waiting = NULL;
+        gw_upcall *c;
+        while ((c = gw_ucl_wait_take(cn))) {
             rpc_call_result res;
-            gw_ucl_result(&res, RPC_CANCELLED, "the gateway is stopping");
+            gw_upstream_result(&res, RPC_CANCELLED, "the gateway is stopping");
             gw_ucl_deliver(l, c, 0, &res, NULL);
-            c = next;
         }
         gw_ucl_conn_kill(cn, false, "the gateway is stopping");
     }
@@ -504,7 +484,7 @@ void gw_ucl_free(gw_ucl *l)
         if (c) {
             c->stream = NULL;
             rpc_call_result res;
-            gw_ucl_result(&res, RPC_CANCELLED, "the gateway is stopping");
+            gw_upstream_result(&res, RPC_CANCELLED, "the gateway is stopping");
             gw_ucl_deliver(l, c, 0, &res, NULL);
         }
         gw_ucl_stream_put(l, s);

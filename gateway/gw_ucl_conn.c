@@ -12,6 +12,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+gw_upcall *gw_ucl_wait_take(gw_ucl_conn *cn)
+{
+    gw_upcall *c = cn->wait_head;
+    if (c) {
+        cn->wait_head = c->next;
+        if (!cn->wait_head)
+            cn->wait_tail = NULL;
+        c->next = NULL;
+        c->waiting = NULL;
+    }
+    return c;
+}
+
 void gw_ucl_mark_dirty(gw_ucl_conn *cn)
 {
     if (cn->dirty || cn->dead || !cn->session)
@@ -52,15 +65,9 @@ void gw_ucl_connect_failed(gw_ucl_conn *cn, const char *detail)
     l->retry_at_us[cn->target] = gw_ucl_now_us() + GW_UCL_RETRY_MS * 1000;
     gw_upstreams_unreachable(l->u, cn->target, detail);
     gw_ucl_conn_kill(cn, true, detail);
-    gw_upcall *c = cn->wait_head;
-    cn->wait_head = cn->wait_tail = NULL;
-    while (c) {
-        gw_upcall *next = c->next;
-        c->next = NULL;
-        c->waiting = NULL;
+    gw_upcall *c;
+    while ((c = gw_ucl_wait_take(cn)))
         gw_ucl_next_target(l, c, detail);
-        c = next;
-    }
 }
 
 /* The socket is connected: an HTTP/2 session, and the waiting calls go out. */
@@ -84,16 +91,10 @@ void gw_ucl_ready(gw_ucl_conn *cn)
     }
     cn->state = GW_UCC_READY;
     gw_ucl_arm(cn, false);
-    gw_upcall *c = cn->wait_head;
-    cn->wait_head = cn->wait_tail = NULL;
-    while (c) {
-        gw_upcall *next = c->next;
-        c->next = NULL;
-        c->waiting = NULL;
+    gw_upcall *c;
+    while ((c = gw_ucl_wait_take(cn)))
         if (gw_ucl_submit(cn, c) != 0)
             gw_ucl_send(l, c); /* tries again: a new connection, or ends the call */
-        c = next;
-    }
     gw_ucl_mark_dirty(cn);
 }
 

@@ -131,6 +131,8 @@ void gw_ucl_callbacks_set(nghttp2_session_callbacks *cbs);
 
 /* ---- gw_ucl_conn.c ---- */
 
+/* The first call waiting for cn to connect, taken off its list; NULL: none. */
+gw_upcall *gw_ucl_wait_take(gw_ucl_conn *cn);
 void gw_ucl_mark_dirty(gw_ucl_conn *cn);
 void gw_ucl_conn_kill(gw_ucl_conn *cn, bool failed, const char *why);
 void gw_ucl_connect_failed(gw_ucl_conn *cn, const char *detail);

@@ -382,13 +382,11 @@ void gw_upcall_dispose(gw_upcall *c)
     c->req_cap = c->req_len = 0;
 }
 
-static void gw_upstream_fail(rpc_call_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void gw_upstream_fail(rpc_call_result *res, const char *fmt, ...)
+void gw_upstream_result(rpc_call_result *res, rpc_code code, const char *fmt, ...)
 {
     memset(res, 0, sizeof *res);
-    res->code = RPC_INTERNAL;
-    char m[256];
+    res->code = code;
+    char m[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(m, sizeof m, fmt, ap);
@@ -403,20 +401,20 @@ int gw_upstreams_call_start(gw_upstreams *u, gw_ucl *client, gw_upcall *c, rpc_c
 {
     const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(service, method);
     if (!m) {
-        gw_upstream_fail(res, "%s has no method %s", service->name, method);
+        gw_upstream_result(res, RPC_INTERNAL, "%s has no method %s", service->name, method);
         return -1;
     }
     if (request->descriptor != m->input) {
-        gw_upstream_fail(res, "%s takes %s", method, m->input->name);
+        gw_upstream_result(res, RPC_INTERNAL, "%s takes %s", method, m->input->name);
         return -1;
     }
     if ((size_t)snprintf(c->path, sizeof c->path, "/%s/%s", service->name, m->name) >= sizeof c->path) {
-        gw_upstream_fail(res, "method path too long: %s/%s", service->name, m->name);
+        gw_upstream_result(res, RPC_INTERNAL, "method path too long: %s/%s", service->name, m->name);
         return -1;
     }
     size_t len = protobuf_c_message_get_packed_size(request);
     if (len > UINT32_MAX) {
-        gw_upstream_fail(res, "the request to %s is too large", method);
+        gw_upstream_result(res, RPC_INTERNAL, "the request to %s is too large", method);
         return -1;
     }
     if (5 + len > c->req_cap) {
@@ -425,7 +423,7 @@ int gw_upstreams_call_start(gw_upstreams *u, gw_ucl *client, gw_upcall *c, rpc_c
             cap *= 2;
         uint8_t *nb = malloc(cap);
         if (!nb) {
-            gw_upstream_fail(res, "out of memory");
+            gw_upstream_result(res, RPC_INTERNAL, "out of memory");
             return -1;
         }
         gw_upcall_dispose(c);

@@ -120,6 +120,9 @@ void gw_upstreams_detail(const gw_upstreams *u, char *buf, size_t buf_len, size_
 
 /* ---- for gw_ucl ---- */
 
+/* Sets res (output) to code and the formatted message. */
+void gw_upstream_result(rpc_call_result *res, rpc_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Target i's address as last resolved, and its :authority. 0, or -1 with
  * detail when it has none (its name does not resolve). */
 int gw_upstreams_address(gw_upstreams *u, size_t i, struct sockaddr_storage *ss, socklen_t *ss_len, char *detail,

@@ -26,6 +26,23 @@ def hpack_int(value, prefix_bits, first=0):
     return bytes(out)
 
 
+def hpack_read_int(buf, pos, prefix_bits):
+    """Decodes an HPACK integer (5.1) at buf[pos]: (value, next position)."""
+    limit = (1 << prefix_bits) - 1
+    v = buf[pos] & limit
+    pos += 1
+    if v < limit:
+        return v, pos
+    m = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        v += (b & 0x7f) << m
+        m += 7
+        if not b & 0x80:
+            return v, pos
+
+
 def hpack_str(s):
     s = s.encode() if isinstance(s, str) else s
     return hpack_int(len(s), 7) + s

@@ -23,7 +23,8 @@ import unittest
 
 import gw_testlib as t
 from h2wire import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING, PREFACE, PRIORITY,
-                    PUSH_PROMISE, RST_STREAM, SETTINGS, WINDOW_UPDATE, block, frame, hpack_int, literal, settings)
+                    PUSH_PROMISE, RST_STREAM, SETTINGS, WINDOW_UPDATE, block, frame, hpack_int, hpack_read_int, literal,
+                    settings)
 
 PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0x1, 0x2, 0x3
 STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 0x5, 0x6, 0x7, 0x8, 0x9
@@ -54,20 +55,7 @@ def _huff_digits(data):
     return out if n < 8 and code == (1 << n) - 1 else None  # padding: the EOS prefix
 
 
-def _read_int(buf, pos, prefix_bits):
-    limit = (1 << prefix_bits) - 1
-    v = buf[pos] & limit
-    pos += 1
-    if v < limit:
-        return v, pos
-    m = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        v += (b & 0x7f) << m
-        m += 7
-        if not b & 0x80:
-            return v, pos
+_read_int = hpack_read_int
 
 
 def _read_str(buf, pos):

@@ -31,7 +31,7 @@ import uuid
 
 import gw_testlib as t
 from h2wire import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED, PING, PREFACE,
-                    PRIO, RST_STREAM, SETTINGS, WINDOW_UPDATE, block, frame, settings)
+                    PRIO, RST_STREAM, SETTINGS, WINDOW_UPDATE, block, frame, hpack_read_int, settings)
 
 t.require_stack()
 
@@ -111,20 +111,9 @@ class HpackDecoder:
         self.size = 0
         self.max_size = 4096
 
-    def _int(self, buf, pos, prefix_bits):
-        limit = (1 << prefix_bits) - 1
-        v = buf[pos] & limit
-        pos += 1
-        if v < limit:
-            return v, pos
-        m = 0
-        while True:
-            b = buf[pos]
-            pos += 1
-            v += (b & 0x7f) << m
-            m += 7
-            if not b & 0x80:
-                return v, pos
+    @staticmethod
+    def _int(buf, pos, prefix_bits):
+        return hpack_read_int(buf, pos, prefix_bits)
 
     def _str(self, buf, pos):
         huff = buf[pos] & 0x80

@@ -16,6 +16,7 @@
 #include "ledger_fmt.h"
 #include "ledger_pb.h"
 #include "log.h"
+#include "order_list.h"
 #include "order_state.h"
 #include "rpc_server.h"
 #include "svc_ledger.h"
@@ -402,73 +403,43 @@ static rpc_code svc_deposit_get(rpc_ctx *ctx, const ProtobufCMessage *in, Protob
 typedef struct {
     const Coffer__V1__ListDepositsRequest *req;
     Coffer__V1__ListDepositsResponse *resp;
-    ledger_page page;
+    order_list_filter filter;
 } svc_deposit_list_arg;
+
+static rpc_code svc_deposit_fill_any(ledger_tx *tx, void *slot, const PGresult *res, int r)
+{
+    return svc_deposit_fill(tx, slot, res, r);
+}
+
+static const order_list_query svc_deposit_list_query = {
+    "SELECT " SVC_DEPOSIT_COLUMNS
+    "WHERE d.client_id = $1::uuid AND ($2::text IS NULL OR u.client_user_id = $2) "
+    "AND ($3::text IS NULL OR d.status = $3) AND ($4::bigint IS NULL OR d.chain_id = $4) "
+    "AND ($5::bigint IS NULL OR (d.created_at, d.id) < "
+    "(timestamptz 'epoch' + $5::bigint * interval '1 microsecond', $6::uuid)) "
+    "ORDER BY d.created_at DESC, d.id DESC LIMIT $7::integer",
+    14, 19, svc_deposit_fill_any,
+};
 
 static rpc_code svc_deposit_list_body(ledger_tx *tx, void *argp)
 {
     svc_deposit_list_arg *a = argp;
-    rpc_ctx *ctx = ledger_tx_ctx(tx);
-    char chain[24], limit[16];
-    snprintf(chain, sizeof chain, "%llu", (unsigned long long)a->req->chain_id);
-    snprintf(limit, sizeof limit, "%u", a->page.page_size + 1);
-    const char *p[7] = {
-        ledger_tx_client_id(tx),
-        a->req->client_user_id[0] ? a->req->client_user_id : NULL,
-        a->req->status ? order_status_name((order_status)a->req->status) : NULL,
-        a->req->chain_id ? chain : NULL,
-        a->page.after ? a->page.after_us : NULL,
-        a->page.after ? a->page.after_id : NULL,
-        limit,
-    };
-    rpc_code c;
-    PGresult *res = ledger_query(tx, &c,
-                                 "SELECT " SVC_DEPOSIT_COLUMNS
-                                 "WHERE d.client_id = $1::uuid AND ($2::text IS NULL OR u.client_user_id = $2) "
-                                 "AND ($3::text IS NULL OR d.status = $3) AND ($4::bigint IS NULL OR d.chain_id = $4) "
-                                 "AND ($5::bigint IS NULL OR (d.created_at, d.id) < "
-                                 "(timestamptz 'epoch' + $5::bigint * interval '1 microsecond', $6::uuid)) "
-                                 "ORDER BY d.created_at DESC, d.id DESC LIMIT $7::integer",
-                                 7, p);
-    if (!res)
-        return c;
-    int n = PQntuples(res);
-    int shown = n > (int)a->page.page_size ? (int)a->page.page_size : n;
-    a->resp->n_deposits = 0;
-    a->resp->deposits = rpc_ctx_alloc(ctx, (size_t)(shown ? shown : 1) * sizeof *a->resp->deposits);
-    if (!a->resp->deposits) {
-        PQclear(res);
-        return ledger_pb_oom(tx);
-    }
-    for (int r = 0; r < shown; r++) {
-        if ((c = svc_deposit_fill(tx, &a->resp->deposits[r], res, r)) != RPC_OK) {
-            PQclear(res);
-            return c;
-        }
-        a->resp->n_deposits++;
-    }
-    if (n > shown && shown > 0) {
-        char tok[LEDGER_PAGE_TOKEN_MAX];
-        if (ledger_fmt_page_token_encode(tok, sizeof tok, strtoll(PQgetvalue(res, shown - 1, 14), NULL, 10),
-                                         PQgetvalue(res, shown - 1, 19)) != 0 ||
-            !(a->resp->next_page_token = rpc_ctx_strdup(ctx, tok))) {
-            PQclear(res);
-            return ledger_pb_oom(tx);
-        }
-    }
-    PQclear(res);
-    return RPC_OK;
+    void **items = NULL;
+    size_t n = 0;
+    rpc_code c = order_list_run(tx, &svc_deposit_list_query, &a->filter, &items, &n, &a->resp->next_page_token);
+    a->resp->deposits = (Coffer__V1__Deposit **)items;
+    a->resp->n_deposits = n;
+    return c;
 }
 
 static rpc_code svc_deposit_list(rpc_ctx *ctx, const ProtobufCMessage *in, ProtobufCMessage *out)
 {
     const Coffer__V1__ListDepositsRequest *req = (const Coffer__V1__ListDepositsRequest *)in;
     svc_deposit_list_arg a = {.req = req, .resp = (Coffer__V1__ListDepositsResponse *)out};
-    char msg[RPC_MESSAGE_MAX];
-    if (ledger_fmt_page_parse(&a.page, msg, sizeof msg, req->page_size, req->page_token) != 0)
-        return rpc_ctx_fail(ctx, RPC_INVALID_ARGUMENT, "%s", msg);
-    if ((unsigned)req->status >= ORDER_STATUS_COUNT)
-        return rpc_ctx_fail(ctx, RPC_INVALID_ARGUMENT, "status %d is not an OrderStatus", (int)req->status);
+    a.filter = (order_list_filter){.client_user_id = req->client_user_id, .status = (int)req->status,
+                                   .chain_id = req->chain_id};
+    if (order_list_check(ctx, &a.filter, req->page_size, req->page_token) != RPC_OK)
+        return RPC_INVALID_ARGUMENT;
     return ledger_run(ctx, &(ledger_run_options){.body = svc_deposit_list_body, .arg = &a});
 }
 

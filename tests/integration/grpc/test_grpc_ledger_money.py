@@ -479,6 +479,34 @@ class DepositTest(LedgerBase):
             code, _ = self.code_of(self.deposits.ListDeposits, bad, md(key))
             self.assertEqual(code, INVALID)
 
+    def test_withdrawals_list_and_paging(self):
+        cid, key = self.register()
+        self.configure(key)
+        u1, u2 = self.user(key), self.user(key)
+        self.deposit(key, u1, usdc(100))
+        self.deposit(key, u2, usdc(100))
+        made = [self.withdraw(key, u1 if i % 2 else u2, usdc(1 + i)).order_id for i in range(5)]
+        seen, token = [], ''
+        while True:
+            r = call(self.withdrawals.ListWithdrawals,
+                     withdrawal_pb2.ListWithdrawalsRequest(page_size=2, page_token=token), md(key))
+            seen += [w.order_id for w in r.withdrawals]
+            self.assertLessEqual(len(r.withdrawals), 2)
+            token = r.next_page_token
+            if not token:
+                break
+        self.assertEqual(seen, list(reversed(made)))  # newest first, each once
+        r = call(self.withdrawals.ListWithdrawals, withdrawal_pb2.ListWithdrawalsRequest(client_user_id=u1), md(key))
+        self.assertEqual({w.order_id for w in r.withdrawals}, {made[1], made[3]})
+        r = call(self.withdrawals.ListWithdrawals,
+                 withdrawal_pb2.ListWithdrawalsRequest(status=S.ORDER_STATUS_COMPLETED), md(key))
+        self.assertEqual(len(r.withdrawals), 0)
+        for bad in (withdrawal_pb2.ListWithdrawalsRequest(page_size=501),
+                    withdrawal_pb2.ListWithdrawalsRequest(page_token='bm9wZQ'),
+                    withdrawal_pb2.ListWithdrawalsRequest(status=99)):
+            code, _ = self.code_of(self.withdrawals.ListWithdrawals, bad, md(key))
+            self.assertEqual(code, INVALID)
+
 
 class WithdrawalTest(LedgerBase):
     def setUp(self):

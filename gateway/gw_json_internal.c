@@ -7,7 +7,7 @@
 #include <string.h>
 
 __attribute__((format(printf, 2, 3)))
-int gw_fail(gw_ctx *c, const char *fmt, ...)
+int gw_json_fail(gw_json_ctx *c, const char *fmt, ...)
 {
     char msg[GW_JSON_ERR_MAX];
     va_list ap;
@@ -23,7 +23,7 @@ int gw_fail(gw_ctx *c, const char *fmt, ...)
     return -1;
 }
 
-void gw_ctx_init(gw_ctx *c, char *err, size_t err_len, const gw_json_options *o)
+void gw_json_ctx_init(gw_json_ctx *c, char *err, size_t err_len, const gw_json_options *o)
 {
     static const gw_json_options none = {NULL, NULL, 0};
     memset(c, 0, sizeof *c);
@@ -35,7 +35,7 @@ void gw_ctx_init(gw_ctx *c, char *err, size_t err_len, const gw_json_options *o)
         err[0] = '\0';
 }
 
-size_t gw_type_size(ProtobufCType t)
+size_t gw_json_type_size(ProtobufCType t)
 {
     switch (t) {
     case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_SFIXED32:
@@ -54,12 +54,12 @@ size_t gw_type_size(ProtobufCType t)
     return 8;
 }
 
-bool gw_is(const ProtobufCMessageDescriptor *d, const char *name)
+bool gw_json_is(const ProtobufCMessageDescriptor *d, const char *name)
 {
     return strcmp(d->name, name) == 0;
 }
 
-bool gw_is_wrapper(const ProtobufCMessageDescriptor *d)
+bool gw_json_is_wrapper(const ProtobufCMessageDescriptor *d)
 {
     static const char *const w[] = {"DoubleValue", "FloatValue", "Int64Value", "UInt64Value", "Int32Value",
                                     "UInt32Value", "BoolValue", "StringValue", "BytesValue"};
@@ -100,7 +100,7 @@ bool gw_json_field_is_map(const ProtobufCMessageDescriptor *parent, const Protob
     return strcmp(e->name, want) == 0;
 }
 
-const ProtobufCFieldDescriptor *gw_field_id(const ProtobufCMessageDescriptor *d, unsigned id)
+const ProtobufCFieldDescriptor *gw_json_field_id(const ProtobufCMessageDescriptor *d, unsigned id)
 {
     return protobuf_c_message_descriptor_get_field(d, id);
 }

@@ -11,8 +11,8 @@
 #include <stddef.h>
 
 /* Storage of a field in a protobuf-c message. */
-#define GW_AT(msg, off, T) (*(T *)(void *)((char *)(msg) + (off)))
-#define GW_AT_C(msg, off, T) (*(T const *)(const void *)((const char *)(msg) + (off)))
+#define GW_JSON_AT(msg, off, T) (*(T *)(void *)((char *)(msg) + (off)))
+#define GW_JSON_AT_C(msg, off, T) (*(T const *)(const void *)((const char *)(msg) + (off)))
 
 /* One conversion: the options, where the error goes, the field being
  * handled (for error messages) and the nesting depth. */
@@ -24,26 +24,26 @@ typedef struct {
     size_t path_len;
     unsigned depth, max_depth;
     bool text; /* values come from URL text */
-} gw_ctx;
+} gw_json_ctx;
 
 /* Writes "field \"<path>\": <message>" (or just the message when no field
- * is being handled) into c->err. Returns -1: "return gw_fail(c, ...)". */
+ * is being handled) into c->err. Returns -1: "return gw_json_fail(c, ...)". */
 __attribute__((format(printf, 2, 3)))
-int gw_fail(gw_ctx *c, const char *fmt, ...);
+int gw_json_fail(gw_json_ctx *c, const char *fmt, ...);
 
 /* Starts a conversion: err emptied, depth 0, o's limits (o may be NULL). */
-void gw_ctx_init(gw_ctx *c, char *err, size_t err_len, const gw_json_options *o);
+void gw_json_ctx_init(gw_json_ctx *c, char *err, size_t err_len, const gw_json_options *o);
 
 /* The size of one value of type t as a protobuf-c message stores it. */
-size_t gw_type_size(ProtobufCType t);
+size_t gw_json_type_size(ProtobufCType t);
 
 /* True when d is the message type named name ("google.protobuf.Timestamp"). */
-bool gw_is(const ProtobufCMessageDescriptor *d, const char *name);
+bool gw_json_is(const ProtobufCMessageDescriptor *d, const char *name);
 
 /* True when d is one of the google.protobuf wrappers (Int64Value, ...). */
-bool gw_is_wrapper(const ProtobufCMessageDescriptor *d);
+bool gw_json_is_wrapper(const ProtobufCMessageDescriptor *d);
 
 /* The field of d numbered id, or NULL. */
-const ProtobufCFieldDescriptor *gw_field_id(const ProtobufCMessageDescriptor *d, unsigned id);
+const ProtobufCFieldDescriptor *gw_json_field_id(const ProtobufCMessageDescriptor *d, unsigned id);
 
 #endif

@@ -141,6 +141,7 @@ static int gw_serve(const config *cfg)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP); /* a daemon's customary reload signal must not kill it */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -243,7 +244,9 @@ static int gw_serve(const config *cfg)
              has_cert ? "on" : "off", gw_routes_count(routes), gw_upstreams_count(ups),
              gw_upstreams_healthy_count(ups));
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        log_info("serve.sighup", "detail=\"ignored: there is no reload; restart to apply new configuration or "
+                 "certificates\"");
     log_info("serve.stopping", "signal=%d", sig);
     rc = 0;
 out:

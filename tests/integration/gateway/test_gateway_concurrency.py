@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -145,6 +146,17 @@ class GatewayConcurrencyTest(unittest.TestCase):
         self.stop_clean()  # SIGTERM now: the call in flight still gets its answer
         th.join(10)
         self.assertEqual(out['r'][0], 200)
+
+
+    def test_sighup_is_ignored(self):
+        # There is no reload: SIGHUP (sent by some supervisors and log
+        # rotators) must neither kill the gateway nor disturb its calls.
+        self.gw.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(t.wait_until(lambda: 'event=serve.sighup' in self.gw.log_text(), 10), self.gw.log_text())
+        st, _, _ = request(self.gw, '/v1/system/info')
+        self.assertEqual(st, 200)
+        self.assertIsNone(self.gw.proc.poll())
+        self.stop_clean()  # SIGTERM still stops it, exit 0
 
 
 class GatewayLimitsTest(unittest.TestCase):

@@ -17,9 +17,10 @@
 #include <time.h>
 
 /* Threads: one event-loop thread (gw_h2_loop) owns every connection,
- * nghttp2 session and stream; the pipeline's done callback (on the
- * upstream completion thread) only pushes its stream on a list and wakes
- * the loop, which submits the reply. A stream whose call is in flight
+ * nghttp2 session and stream, and its own upstream client (gw_ucl), so
+ * the pipeline's done callback runs there too and only pushes its stream
+ * on a list (from another thread: with the lock, and a wake-up of the
+ * loop), from which the loop submits the reply. A stream whose call is in flight
  * outlives its connection and its nghttp2 stream: when either goes, the
  * stream is detached (conn NULL or closed true) and freed when its call
  * ends. */

@@ -294,7 +294,7 @@ static struct MHD_Response *gw_response_new(gw_preq *p)
     return resp;
 }
 
-/* ---- the handoff from the completion thread ---------------------------------------------- */
+/* ---- replies after a call ---------------------------------------------------------------- */
 
 static void gw_http_wake(gw_http *h)
 {

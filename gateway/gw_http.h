@@ -1,8 +1,8 @@
 /* gw_http: the gateway's HTTP/1.1 front (libmicrohttpd on one epoll
  * event loop for every connection; a request whose gRPC call is in flight
- * is suspended, not holding a thread, and resumed by gw_upstreams'
- * completion thread when the call ends). What a request does is gw_pipe's
- * business. */
+ * is suspended, not holding a thread, and resumed by the loop when the
+ * call, run by the loop's own upstream client, ends). What a request does
+ * is gw_pipe's business. */
 #ifndef COFFER_GW_HTTP_H
 #define COFFER_GW_HTTP_H
 

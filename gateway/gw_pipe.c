@@ -401,7 +401,7 @@ static bool gw_builtin(gw_pipe *p, gw_preq *r, const char *path)
 
 /* ---- the upstream call ------------------------------------------------------------------- */
 
-/* The upstream call of r ended (on the completion thread): its reply. */
+/* The upstream call of r ended (on its gw_ucl's thread): its reply. */
 static void gw_call_done(void *arg, int rc, const rpc_call_result *res, const ProtobufCMessage *resp,
                          size_t target_index)
 {

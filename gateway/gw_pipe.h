@@ -16,7 +16,8 @@
  * A front owns its requests (gw_preq, usually inside its own struct),
  * fills in what it read, calls gw_pipe_handle and sends the reply it
  * gets, now or, after an upstream call, when the pipeline calls the
- * request's done function (on the completion thread). */
+ * request's done function (on the thread of the gw_ucl that ran the
+ * call: the front's own loop when it set gw_preq.ucl). */
 #ifndef COFFER_GW_PIPE_H
 #define COFFER_GW_PIPE_H
 

@@ -27,6 +27,7 @@
  * last one run). nghttp2 itself is Debian's, not instrumented: coverage
  * guides the fuzzer through the gateway's code, not nghttp2's parser. */
 #include "fuzz_check.h"
+#include "fuzz_gw_common.h"
 #include "gw_h2.h"
 #include "gw_metrics.h"
 #include "gw_pipe.h"
@@ -77,12 +78,9 @@ static int64_t fuzz_h2_now_ms(void)
 static void fuzz_h2_setup(void)
 {
     char err[512];
-    signal(SIGPIPE, SIG_IGN);
     /* The access log on, as coffer-gateway's default is, into /dev/null
      * (with the unreachable upstream's expected warnings). */
-    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    CHECK(devnull >= 0);
-    log_init("fuzz_gw_h2", LOG_INFO, devnull);
+    fuzz_gw_quiet("fuzz_gw_h2");
     fz.types = gw_types_new();
     CHECK(fz.types != NULL);
     fz.routes = gw_routes_new(err, sizeof err, coffer_api_descriptor_set, coffer_api_descriptor_set_len,
@@ -92,16 +90,7 @@ static void fuzz_h2_setup(void)
     CHECK(fz.routes != NULL);
     fz.metrics = gw_metrics_new(fz.routes);
     CHECK(fz.metrics != NULL);
-    static const char *const targets[] = {"unix:/nonexistent/coffer-fuzz.sock"};
-    gw_upstream_config uc = {
-        .targets = targets, .n_targets = 1, .health_interval_ms = 60000, .health_timeout_ms = 100,
-        .max_message_bytes = 65536,
-    };
-    fz.ups = gw_upstreams_new(err, sizeof err, &uc);
-    if (!fz.ups)
-        fprintf(stderr, "fuzz_gw_h2: upstreams: %s\n", err);
-    CHECK(fz.ups != NULL);
-    CHECK(gw_upstreams_start(fz.ups) == 0);
+    fz.ups = fuzz_gw_upstreams("fuzz_gw_h2", "unix:/nonexistent/coffer-fuzz.sock", 60000, 100, 65536);
     gw_pipe_options po = {
         .max_body_bytes = 4096, .default_timeout_ms = 200, .max_timeout_ms = 500, .access_log = true,
         .routes = fz.routes, .upstreams = fz.ups, .metrics = fz.metrics, .types = fz.types,

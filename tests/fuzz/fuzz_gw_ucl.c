@@ -49,6 +49,7 @@
  * the fuzzer through the gateway's code, not nghttp2's parser. */
 #include "coffer/v1/system.pb-c.h"
 #include "fuzz_check.h"
+#include "fuzz_gw_common.h"
 #include "gw_upstream.h"
 #include "log.h"
 
@@ -154,12 +155,8 @@ static void fuzz_ucl_done(void *arg, int rc, const rpc_call_result *res, const P
 
 static void fuzz_ucl_setup(void)
 {
-    char err[512];
-    signal(SIGPIPE, SIG_IGN);
     /* The client's warnings (lost connections, GOAWAYs) go to /dev/null. */
-    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    CHECK(devnull >= 0);
-    log_init("fuzz_gw_ucl", LOG_INFO, devnull);
+    fuzz_gw_quiet("fuzz_gw_ucl");
 
     snprintf(fz.dir, sizeof fz.dir, "/tmp/coffer-fuzz-ucl-XXXXXX");
     CHECK(mkdtemp(fz.dir) != NULL);
@@ -167,17 +164,8 @@ static void fuzz_ucl_setup(void)
     atexit(fuzz_ucl_cleanup);
     char target[128];
     snprintf(target, sizeof target, "unix:%s", fz.path);
-    const char *const targets[] = {target};
-    gw_upstream_config uc = {
-        .targets = targets, .n_targets = 1, .health_interval_ms = 3600000, .health_timeout_ms = 200,
-        .max_message_bytes = 4096,
-    };
     /* Before anything listens there: the start-up check fails at once. */
-    fz.ups = gw_upstreams_new(err, sizeof err, &uc);
-    if (!fz.ups)
-        fprintf(stderr, "fuzz_gw_ucl: upstreams: %s\n", err);
-    CHECK(fz.ups != NULL);
-    CHECK(gw_upstreams_start(fz.ups) == 0);
+    fz.ups = fuzz_gw_upstreams("fuzz_gw_ucl", target, 3600000, 200, 4096);
 
     /* Listening before any call starts: a failed connect would keep the
      * client off the target for GW_UCL_RETRY_MS. */

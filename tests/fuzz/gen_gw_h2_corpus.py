@@ -16,7 +16,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration', 'gateway'))
 # Frames and HPACK, shared with the gateway's HTTP/2 tests.
 from h2wire import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED, PING,  # noqa: E402
-                    PREFACE, PRIO, PRIORITY, RST_STREAM, SETTINGS, WINDOW_UPDATE, frame, hpack_int, literal, settings)
+                    PREFACE, PRIO, PRIORITY, RST_STREAM, SETTINGS, WINDOW_UPDATE, frame, hpack_int, literal, settings,
+                    write_seeds)
 
 AUTO_PREFACE, OWN_BYTES = b'\x01', b'\x00'
 
@@ -109,10 +110,7 @@ def seeds():
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                              'corpus', 'gw_h2')
-    os.makedirs(out, exist_ok=True)
-    for name, data in seeds():
-        with open(os.path.join(out, name), 'wb') as f:
-            f.write(data)
+    write_seeds(seeds(), out)
 
 
 if __name__ == '__main__':

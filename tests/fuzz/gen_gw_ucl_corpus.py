@@ -21,7 +21,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration', 'gateway'))
 # Frames and HPACK, shared with the gateway's HTTP/2 tests.
 from h2wire import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED, PING,  # noqa: E402
-                    PUSH_PROMISE, RST_STREAM, SETTINGS, WINDOW_UPDATE, frame, hpack_int, literal, settings)
+                    PUSH_PROMISE, RST_STREAM, SETTINGS, WINDOW_UPDATE, frame, hpack_int, literal, settings,
+                    write_seeds)
 
 NO_DEADLINE, D300MS, D1MS, D5MS = 0, 1, 2, 3
 PAUSE = b'PAUSE'
@@ -257,10 +258,7 @@ def seeds():
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                              'corpus', 'gw_ucl')
-    os.makedirs(out, exist_ok=True)
-    for name, data in seeds():
-        with open(os.path.join(out, name), 'wb') as f:
-            f.write(data)
+    write_seeds(seeds(), out)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """HTTP/2 frames (RFC 9113) and HPACK fields without Huffman coding
 (RFC 7541), written by hand for the tests and the fuzz seeds that talk to
 coffer-gateway's h2c front below what curl and h2load let one do."""
+import os
 import struct
 
 PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
@@ -24,6 +25,15 @@ def hpack_int(value, prefix_bits, first=0):
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def write_seeds(seeds, out):
+    """Writes each (name, bytes) of seeds as a file in directory out (a
+    fuzz target's seed corpus), creating it when needed."""
+    os.makedirs(out, exist_ok=True)
+    for name, data in seeds:
+        with open(os.path.join(out, name), 'wb') as f:
+            f.write(data)
 
 
 def hpack_read_int(buf, pos, prefix_bits):
